@@ -1,0 +1,37 @@
+"""Simulator back-ends behind one gymnasium interface, built by name with `make_env`.
+
+Entry points are registered as "module:function" strings and imported lazily, so that importing
+`envs` never pulls in MuJoCo or CoppeliaSim until an env of that back-end is actually built.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from typing import Any
+
+from lamp.errors import UsageError
+
+DEFAULT_BACKEND = "metaworld"
+_REGISTRY: dict[str, str] = {}
+
+
+def register(name: str, entry_point: str) -> None:
+    """Register `name` ("backend/task") to be built by the callable at "module:function"."""
+    _REGISTRY[name] = entry_point
+
+
+def registered() -> list[str]:
+    """All registered env names, sorted."""
+    return sorted(_REGISTRY)
+
+
+def make_env(name: str, **options: Any) -> Any:
+    """Build a registered env; a bare task name means the default back-end ("push_button" -> "metaworld/push_button")."""
+    full = name if "/" in name else f"{DEFAULT_BACKEND}/{name}"
+    if full not in _REGISTRY:
+        close = difflib.get_close_matches(full, _REGISTRY, n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        raise UsageError(f"unknown env '{name}'.{hint} Valid names: {', '.join(registered()) or '(none registered)'}")
+    module, func = _REGISTRY[full].split(":")
+    return getattr(importlib.import_module(module), func)(full.split("/", 1)[1], **options)
