@@ -1,0 +1,32 @@
+"""What every back-end shares: the 4-d action contract and the observation space, so the agent never knows which runs."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+
+ACTION_DIM = 4  # end-effector xyz delta + gripper, as in LAMP/RLBench and Meta-World
+
+
+def action_space() -> gym.spaces.Box:
+    """Box(-1, 1, (4,)): xyz delta scaled by the back-end's step size, and the gripper command."""
+    return gym.spaces.Box(-1.0, 1.0, (ACTION_DIM,), np.float32)
+
+
+def observation_space(size: int, wrist: bool, state_dim: int) -> gym.spaces.Dict:
+    """Dict of `image` (front camera), optional `wrist`, and float32 `state` (proprio)."""
+    spaces: dict[str, gym.spaces.Space] = {"image": gym.spaces.Box(0, 255, (size, size, 3), np.uint8)}
+    if wrist:
+        spaces["wrist"] = gym.spaces.Box(0, 255, (size, size, 3), np.uint8)
+    spaces["state"] = gym.spaces.Box(-np.inf, np.inf, (state_dim,), np.float32)
+    return gym.spaces.Dict(spaces)
+
+
+def check_action(action: object) -> np.ndarray:
+    """Validate an action: wrong shape or non-finite values are errors (never a silent clip); in-range clip only."""
+    arr = np.asarray(action, dtype=np.float32)
+    if arr.shape != (ACTION_DIM,):
+        raise ValueError(f"action must have shape ({ACTION_DIM},) (xyz delta + gripper), got {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"action contains NaN or inf: {arr.tolist()}; check the policy output")
+    return np.clip(arr, -1.0, 1.0)
