@@ -27,7 +27,7 @@ def registered() -> list[str]:
 
 
 def make_env(name: str, **options: Any) -> Any:
-    """Build a registered env; a bare task name means the default back-end ("push_button" -> "metaworld/push_button")."""
+    """Build a registered env; a bare task name uses the default back-end ("push_button" is "metaworld/push_button")."""
     full = name if "/" in name else f"{DEFAULT_BACKEND}/{name}"
     if full not in _REGISTRY:
         close = difflib.get_close_matches(full, _REGISTRY, n=1)

@@ -1,4 +1,4 @@
-"""What every back-end shares: the 4-d action contract and the observation space, so the agent never knows which runs."""
+"""What every back-end shares (4-d action, observation space), so the agent never knows which simulator runs."""
 
 from __future__ import annotations
 

@@ -1,0 +1,84 @@
+"""The `lamp` command: help texts, bad-input exits (one line, code 2, nothing written), honest stubs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from lamp.cli import _split_configs, app
+
+
+def run(args: list[str]):
+    return CliRunner().invoke(app, _split_configs(args), env={"COLUMNS": "250"})
+
+
+def test_help_lists_every_subcommand() -> None:
+    result = run(["--help"])
+    assert result.exit_code == 0
+    for command in ("pretrain", "finetune", "eval", "ablate", "score", "doctor"):
+        assert command in result.output
+    pretrain_help = run(["pretrain", "--help"])
+    assert pretrain_help.exit_code == 0
+    assert "--configs" in pretrain_help.output and "--agent.lr 3e-4" in pretrain_help.output
+
+
+def test_split_configs_accepts_dreamer_style_lists() -> None:
+    assert _split_configs(["pretrain", "--configs", "a", "b", "--x.y", "1"]) == [
+        "pretrain",
+        "--configs",
+        "a",
+        "--configs",
+        "b",
+        "--x.y",
+        "1",
+    ]
+    assert _split_configs(["--configs=a,b"]) == ["--configs", "a", "--configs", "b"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--configs", "nosuchblock"], "error: unknown config block 'nosuchblock'"),
+        (["--run.stepz", "3"], "error: unknown config key 'run.stepz' (the command line); did you mean 'run.steps'?"),
+        (["--run.steps", "many"], "error: config key 'run.steps' expects an integer"),
+        (["--config-file", "/no/such/file.yaml"], "error: config file '/no/such/file.yaml' does not exist"),
+    ],
+)
+def test_pretrain_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path: Path, args: list[str], message: str):
+    logdir = tmp_path / "run"
+    result = run(["pretrain", *args, "--logdir", str(logdir)])
+    assert result.exit_code == 2
+    error_lines = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(error_lines) == 1 and message in error_lines[0]
+    assert "Traceback" not in result.output
+    assert not logdir.exists()
+
+
+def test_malformed_config_file(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("seed: [\n")
+    result = run(["pretrain", "--config-file", str(bad), "--logdir", str(tmp_path / "run")])
+    assert result.exit_code == 2
+    assert f"error: config file '{bad}' is not valid YAML at line 2" in result.output
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("command", ["finetune", "eval", "ablate", "score"])
+def test_unlanded_commands_say_not_implemented(command: str) -> None:
+    result = run([command])
+    assert result.exit_code == 2
+    assert f"error: 'lamp {command}' is not implemented yet" in result.output
+
+
+def test_pretrain_validates_then_refuses_honestly(tmp_path: Path) -> None:
+    result = run(["pretrain", "--configs", "smoke", "cpu", "--seed", "3", "--logdir", str(tmp_path / "r")])
+    assert "seed: 3" in result.output  # the resolved config is printed first
+    assert result.exit_code == 2 and "not implemented yet" in result.output
+    assert not (tmp_path / "r").exists()
+
+
+def test_version() -> None:
+    result = run(["--version"])
+    assert result.exit_code == 0 and result.output.startswith("lamp ")
