@@ -35,8 +35,27 @@ def test_wheel_contains_configs_and_prompts(tmp_path: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "lamp/configs.yaml" in names
     assert "lamp/cli.py" in names and "envs/__init__.py" in names
-    shipped_prompts = {n for n in names if n.startswith("lamp/prompts/")}
-    expected = {f"lamp/prompts/{p.name}" for p in (ROOT / "prompts").iterdir() if p.suffix in (".yaml", ".md")}
+    shipped_prompts = {n for n in names if n.startswith("lamp/prompt_files/")}
+    expected = {f"lamp/prompt_files/{p.name}" for p in (ROOT / "prompts").iterdir() if p.suffix in (".yaml", ".md")}
     assert expected and expected <= shipped_prompts
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "lamp = lamp.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+
+    # Installed (not editable) and imported from elsewhere, lamp finds its configs and prompt styles.
+    target = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", target, wheel],
+        check=True,
+        capture_output=True,
+    )
+    probe = (
+        "import lamp, lamp.config as c, lamp.prompts as p; "
+        f"assert lamp.__file__.startswith({str(target)!r}), lamp.__file__; "
+        "print(c.build_config(['smoke']).run.steps, p.PromptStyle.load('similar').name, p.prompts_dir())"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tmp_path, env={"PYTHONPATH": str(target)}, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[:2] == ["1000", "similar"]
+    assert result.stdout.split()[2].startswith(str(target))
