@@ -13,6 +13,8 @@ from typing import Any
 from lamp.errors import UsageError
 
 DEFAULT_BACKEND = "metaworld"
+# The paper's five fine-tuning tasks; every back-end provides them under these names.
+DOWNSTREAM_TASKS = ("push_button", "turn_tap", "close_microwave", "pick_up_cup", "take_lid_off_saucepan")
 _REGISTRY: dict[str, str] = {}
 
 

@@ -1,0 +1,305 @@
+"""`lamp ablate`: the prompt-style grid (styles × seeds, each pretrain → fine-tune on every task) and its summary.
+
+Every run is an ordinary `lamp pretrain` / `lamp finetune` command in its own run directory, so a grid resumes for
+free: finished runs (with `done.json`) are skipped and half-finished ones resume from their checkpoints. Runs go
+sequentially, in N local processes, or as Ray tasks on a cluster (`--ray-address`); Ray is the distributed engine.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import json
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from lamp.atomic import atomic_path, atomic_write_bytes
+from lamp.errors import UsageError
+from lamp.prompts import resolve_style_path
+from lamp.stats import bootstrap_ci
+
+KEYS = {"styles", "seeds", "tasks", "configs", "pretrain_steps", "finetune_steps", "eval_every", "budgets", "flags"}
+DONE_FILE = "done.json"  # written by pretrain/finetune when a run has reached its step budget
+
+
+@dataclass(frozen=True)
+class Ablation:
+    """A validated ablation file: what to compare, with which seeds, budgets and downstream tasks."""
+
+    styles: dict[str, Path]
+    seeds: list[int]
+    tasks: list[str]
+    configs: list[str]
+    pretrain_steps: int
+    finetune_steps: int
+    eval_every: int
+    budgets: list[int]
+    flags: list[str] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Ablation:
+        p = Path(path).expanduser()
+        if not p.is_file():
+            raise UsageError(f"ablation file '{p}' does not exist; see prompts/ablation.yaml for the format")
+        try:
+            data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        except yaml.YAMLError:
+            raise UsageError(f"ablation file '{p}' is not valid YAML; fix the syntax") from None
+        if not isinstance(data, dict):
+            raise UsageError(f"ablation file '{p}' must be a mapping; see prompts/ablation.yaml")
+        unknown = set(data) - KEYS
+        if unknown:
+            raise UsageError(f"ablation file '{p}' has unknown keys {sorted(unknown)}; allowed: {sorted(KEYS)}")
+        missing = {"styles", "seeds", "tasks", "pretrain_steps", "finetune_steps"} - set(data)
+        if missing:
+            raise UsageError(f"ablation file '{p}' is missing {sorted(missing)}; see prompts/ablation.yaml")
+        for key in ("styles", "seeds", "tasks"):
+            if not isinstance(data[key], list) or not data[key]:
+                raise UsageError(f"ablation file '{p}': '{key}' must be a non-empty list")
+        styles: dict[str, Path] = {}
+        for style in data["styles"]:
+            try:
+                styles[Path(str(style)).stem] = resolve_style_path(style)
+            except UsageError:
+                raise UsageError(
+                    f"ablation file '{p}' names style '{style}', which does not exist; "
+                    "use a style from prompts/ or a path to a style YAML"
+                ) from None
+        from envs import DOWNSTREAM_TASKS
+
+        bad_tasks = [t for t in data["tasks"] if t not in DOWNSTREAM_TASKS]
+        if bad_tasks:
+            raise UsageError(f"ablation file '{p}': unknown tasks {bad_tasks}; valid: {', '.join(DOWNSTREAM_TASKS)}")
+        from lamp.config import block_names
+
+        bad_blocks = [c for c in data.get("configs", []) if c not in block_names()]
+        if bad_blocks:
+            raise UsageError(
+                f"ablation file '{p}': unknown config blocks {bad_blocks}; valid: {', '.join(block_names())}"
+            )
+        finetune_steps = int(data["finetune_steps"])
+        eval_every = int(data.get("eval_every", max(1, finetune_steps // 10)))
+        budgets = [int(b) for b in data.get("budgets", [finetune_steps])]
+        if any(b <= 0 or b > finetune_steps for b in budgets):
+            raise UsageError(f"ablation file '{p}': budgets {budgets} must lie in (0, finetune_steps={finetune_steps}]")
+        return cls(
+            styles=styles,
+            seeds=[int(s) for s in data["seeds"]],
+            tasks=[str(t) for t in data["tasks"]],
+            configs=[str(c) for c in data.get("configs", [])],
+            pretrain_steps=int(data["pretrain_steps"]),
+            finetune_steps=finetune_steps,
+            eval_every=eval_every,
+            budgets=sorted(budgets),
+            flags=[str(f) for f in data.get("flags", [])],
+        )
+
+
+@dataclass(frozen=True)
+class Job:
+    """One grid cell: a pretraining run and the fine-tuning runs that start from it, run in this order."""
+
+    style: str
+    seed: int
+    commands: list[tuple[Path, list[str]]]  # (run directory, lamp arguments)
+
+
+def plan(ablation: Ablation, logdir: Path) -> list[Job]:
+    """The grid as jobs of `lamp` argument lists; run directories are LOGDIR/<style>/seed<S>/{pretrain,<task>}."""
+    jobs = []
+    for style, style_path in ablation.styles.items():
+        for seed in ablation.seeds:
+            base = logdir / style / f"seed{seed}"
+            common = [*ablation.flags, "--seed", str(seed)]
+            if ablation.configs:
+                common = ["--configs", *ablation.configs, *common]
+            pre = base / "pretrain"
+            commands = [
+                (
+                    pre,
+                    [
+                        "pretrain",
+                        *common,
+                        "--prompts",
+                        str(style_path),
+                        "--logdir",
+                        str(pre),
+                        "--run.steps",
+                        str(ablation.pretrain_steps),
+                    ],
+                ),
+            ]
+            for task in ablation.tasks:
+                run = base / task
+                commands.append(
+                    (
+                        run,
+                        [
+                            "finetune",
+                            *common,
+                            "--task",
+                            task,
+                            "--from",
+                            str(pre),
+                            "--logdir",
+                            str(run),
+                            "--run.steps",
+                            str(ablation.finetune_steps),
+                            "--run.eval_every",
+                            str(ablation.eval_every),
+                        ],
+                    )
+                )
+            jobs.append(Job(style, seed, commands))
+    return jobs
+
+
+def run_job(job: Job, runner: Callable[[list[str]], int] | None = None) -> dict[str, Any]:
+    """Run a job's commands in order, skipping finished runs; stop the job at the first failing command."""
+    runner = runner or _run_lamp
+    skipped, ran = 0, 0
+    for run_dir, args in job.commands:
+        if (run_dir / DONE_FILE).is_file():
+            skipped += 1
+            continue
+        code = runner(args)
+        ran += 1
+        if code != 0:
+            return {
+                "style": job.style,
+                "seed": job.seed,
+                "ok": False,
+                "failed": str(run_dir),
+                "code": code,
+                "ran": ran,
+                "skipped": skipped,
+            }
+    return {"style": job.style, "seed": job.seed, "ok": True, "ran": ran, "skipped": skipped}
+
+
+def _run_lamp(args: list[str]) -> int:
+    """Run one `lamp` command in a child process (one simulator and one torch runtime per run)."""
+    return subprocess.run([sys.executable, "-m", "lamp.cli", *args], check=False).returncode
+
+
+def run_grid(
+    jobs: Sequence[Job],
+    parallel: int = 1,
+    ray_address: str | None = None,
+    runner: Callable[[list[str]], int] | None = None,
+) -> list[dict[str, Any]]:
+    """Run jobs locally (sequentially or in `parallel` processes) or as Ray tasks on the cluster at `ray_address`."""
+    work = functools.partial(run_job, runner=runner)
+    if ray_address:
+        try:
+            import ray
+        except ImportError:
+            raise UsageError("--ray-address needs Ray; install it with pip install 'lamp-rl[ray]'") from None
+        ray.init(address=ray_address)
+        remote = ray.remote(num_cpus=1)(work)
+        return list(ray.get([remote.remote(job) for job in jobs]))
+    if parallel <= 1:
+        return [work(job) for job in jobs]
+    with ThreadPoolExecutor(max_workers=parallel) as pool:  # threads only wait on child processes
+        return list(pool.map(work, jobs))
+
+
+def read_eval_curve(run_dir: Path) -> list[tuple[int, float]]:
+    """(env step, eval success) pairs from a fine-tuning run's metrics.jsonl, in step order."""
+    path = run_dir / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    points = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut by a crash; the rest of the file is still good
+        if "eval/success" in row:
+            points[int(row["step"])] = float(row["eval/success"])
+    return sorted(points.items())
+
+
+def success_at(curve: list[tuple[int, float]], budget: int) -> float:
+    """The last evaluation at or before `budget` env steps (NaN if the run has not evaluated by then)."""
+    values = [v for step, v in curve if step <= budget]
+    return values[-1] if values else float("nan")
+
+
+def summarize(ablation: Ablation, logdir: Path) -> dict[str, Path]:
+    """Write summary.csv (every run × budget), summary.md (mean ± 95% CI per style) and curves.png."""
+    rows, curves = [], {}
+    for style in ablation.styles:
+        for seed in ablation.seeds:
+            for task in ablation.tasks:
+                curve = read_eval_curve(logdir / style / f"seed{seed}" / task)
+                curves[(style, seed, task)] = curve
+                rows += [
+                    {"style": style, "seed": seed, "task": task, "budget": b, "success": success_at(curve, b)}
+                    for b in ablation.budgets
+                ]
+    csv_path = logdir / "summary.csv"
+    with atomic_path(csv_path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=["style", "seed", "task", "budget", "success"])
+        writer.writeheader()
+        writer.writerows(rows)
+
+    lines = [
+        "# Prompt-style ablation",
+        "",
+        f"Fine-tuning success (fraction of {len(ablation.seeds)} seeds × {len(ablation.tasks)} tasks) at fixed "
+        "env-step budgets: mean ± half-width of the 95% bootstrap interval, [low, high], n runs.",
+        "",
+        "| style | " + " | ".join(f"{b} steps" for b in ablation.budgets) + " |",
+        "| --- |" + " --- |" * len(ablation.budgets),
+    ]
+    for style in ablation.styles:
+        cells = []
+        for b in ablation.budgets:
+            values = [r["success"] for r in rows if r["style"] == style and r["budget"] == b]
+            n = int(np.isfinite(values).sum())
+            mean, low, high = bootstrap_ci(values)
+            cells.append("n/a" if n == 0 else f"{mean:.2f} ± {(high - low) / 2:.2f} [{low:.2f}, {high:.2f}] (n={n})")
+        lines.append(f"| {style} | " + " | ".join(cells) + " |")
+    md_path = logdir / "summary.md"
+    atomic_write_bytes(md_path, ("\n".join(lines) + "\n").encode("utf-8"))
+
+    png_path = logdir / "curves.png"
+    _plot_curves(ablation, curves, png_path)
+    return {"csv": csv_path, "md": md_path, "png": png_path}
+
+
+def _plot_curves(ablation: Ablation, curves: dict[tuple[str, int, str], list[tuple[int, float]]], path: Path) -> None:
+    """Success vs fine-tuning env steps, one line per style (mean over seeds × tasks) with a shaded 95% CI."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    grid = np.arange(ablation.eval_every, ablation.finetune_steps + 1, ablation.eval_every)
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
+    for style in ablation.styles:
+        runs = [curves[(style, s, t)] for s in ablation.seeds for t in ablation.tasks]
+        stats = np.array([bootstrap_ci([success_at(c, int(x)) for c in runs]) for x in grid])
+        if np.isfinite(stats[:, 0]).any():
+            ax.plot(grid, stats[:, 0], label=style)
+            ax.fill_between(grid, stats[:, 1], stats[:, 2], alpha=0.2)
+    ax.set_xlabel("fine-tuning env steps")
+    ax.set_ylabel("success rate")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title(f"Prompt styles: {len(ablation.seeds)} seeds × {len(ablation.tasks)} tasks, 95% CI")
+    ax.grid(alpha=0.3)
+    if ax.lines:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)

@@ -1,0 +1,148 @@
+"""`lamp ablate` planning, resume-by-skipping, parallel runs and the summary files (with synthetic run outputs)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lamp import ablate as A
+from lamp.errors import UsageError
+
+
+def write_ablation(tmp_path: Path, **overrides) -> Path:
+    data = {
+        "styles": ["similar", "shakespeare"],
+        "seeds": [0, 1],
+        "tasks": ["push_button", "turn_tap"],
+        "configs": ["smoke"],
+        "pretrain_steps": 100,
+        "finetune_steps": 40,
+        "eval_every": 10,
+        "budgets": [20, 40],
+    }
+    data.update(overrides)
+    path = tmp_path / "ablation.yaml"
+    path.write_text(json.dumps(data))  # JSON is YAML
+    return path
+
+
+def test_shipped_ablation_file_names_real_styles() -> None:
+    from lamp.prompts import prompts_dir
+
+    data = A.yaml.safe_load((prompts_dir() / "ablation.yaml").read_text())
+    assert len(data["styles"]) == 6
+    for style in data["styles"]:
+        assert (prompts_dir() / f"{style}.yaml").is_file()
+
+
+def test_plan_builds_pretrain_then_finetune_commands(tmp_path: Path) -> None:
+    ablation = A.Ablation.load(write_ablation(tmp_path))
+    jobs = A.plan(ablation, tmp_path / "grid")
+    assert [(j.style, j.seed) for j in jobs] == [("similar", 0), ("similar", 1), ("shakespeare", 0), ("shakespeare", 1)]
+    run_dir, args = jobs[0].commands[0]
+    assert run_dir == tmp_path / "grid" / "similar" / "seed0" / "pretrain"
+    assert args[:3] == ["pretrain", "--configs", "smoke"] and "--prompts" in args and "--seed" in args
+    assert args[args.index("--run.steps") + 1] == "100"
+    ft_dir, ft_args = jobs[0].commands[1]
+    assert ft_dir.name == "push_button"
+    assert ft_args[ft_args.index("--from") + 1] == str(run_dir)
+    assert ft_args[ft_args.index("--run.eval_every") + 1] == "10"
+
+
+def test_finished_runs_are_skipped_and_failures_stop_the_job(tmp_path: Path) -> None:
+    ablation = A.Ablation.load(write_ablation(tmp_path, seeds=[0], styles=["similar"]))
+    job = A.plan(ablation, tmp_path / "grid")[0]
+    calls: list[list[str]] = []
+
+    def runner(args: list[str]) -> int:
+        calls.append(args)
+        run_dir = Path(args[args.index("--logdir") + 1])
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / A.DONE_FILE).write_text("{}")
+        return 0
+
+    assert A.run_job(job, runner) == {"style": "similar", "seed": 0, "ok": True, "ran": 3, "skipped": 0}
+    assert A.run_job(job, runner)["skipped"] == 3 and len(calls) == 3  # a second run does nothing
+    (job.commands[2][0] / A.DONE_FILE).unlink()  # one fine-tuning run was interrupted
+    result = A.run_job(job, runner)
+    assert result["ran"] == 1 and calls[-1][0] == "finetune" and calls[-1][calls[-1].index("--task") + 1] == "turn_tap"
+    (job.commands[1][0] / A.DONE_FILE).unlink()
+    (job.commands[2][0] / A.DONE_FILE).unlink()
+    failed = A.run_job(job, lambda args: 3)
+    assert failed["ok"] is False and failed["code"] == 3 and failed["ran"] == 1  # the second task never started
+
+
+def test_parallel_runs_use_several_workers(tmp_path: Path) -> None:
+    ablation = A.Ablation.load(write_ablation(tmp_path))
+    jobs = A.plan(ablation, tmp_path / "grid")
+    threads, barrier = set(), threading.Barrier(2, timeout=10)
+
+    def runner(args: list[str]) -> int:
+        threads.add(threading.get_ident())
+        if args[0] == "pretrain":
+            barrier.wait()  # only passes if two jobs run at the same time
+        return 0
+
+    results = A.run_grid(jobs[:2], parallel=2, runner=runner)
+    assert all(r["ok"] for r in results) and len(threads) == 2
+
+
+def fake_finetune_metrics(run_dir: Path, successes: list[float], every: int) -> None:
+    run_dir.mkdir(parents=True)
+    lines = []
+    for i, s in enumerate(successes, start=1):
+        lines.append(json.dumps({"step": i * every - 3, "train/loss": 1.0}))
+        lines.append(json.dumps({"step": i * every, "eval/success": s}))
+    (run_dir / "metrics.jsonl").write_text("\n".join(lines) + "\n{broken")
+
+
+def test_summary_files(tmp_path: Path) -> None:
+    ablation = A.Ablation.load(write_ablation(tmp_path))
+    grid = tmp_path / "grid"
+    for seed in (0, 1):
+        for task in ("push_button", "turn_tap"):
+            fake_finetune_metrics(grid / "similar" / f"seed{seed}" / task, [0.0, 0.5, 1.0, 1.0], 10)
+            fake_finetune_metrics(grid / "shakespeare" / f"seed{seed}" / task, [0.0, 0.0, 0.1 * seed, 0.2], 10)
+    paths = A.summarize(ablation, grid)
+    rows = list(csv.DictReader(paths["csv"].open()))
+    assert len(rows) == 2 * 2 * 2 * 2
+    similar_20 = [float(r["success"]) for r in rows if r["style"] == "similar" and r["budget"] == "20"]
+    assert similar_20 == [0.5] * 4
+    md = paths["md"].read_text()
+    assert "| similar | 0.50 ± 0.00 [0.50, 0.50] (n=4) | 1.00 ± 0.00 [1.00, 1.00] (n=4) |" in md
+    assert "| shakespeare | 0.00 ± 0.00" in md
+    png = paths["png"].read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+
+
+def test_success_at_budget() -> None:
+    curve = [(10, 0.1), (20, 0.4), (30, 0.2)]
+    assert A.success_at(curve, 25) == 0.4 and A.success_at(curve, 30) == 0.2
+    assert np.isnan(A.success_at(curve, 5))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"styles": ["similar", "nosuchstyle"]}, "names style 'nosuchstyle', which does not exist"),
+        ({"tasks": ["fly_to_moon"]}, "unknown tasks ['fly_to_moon']; valid: push_button"),
+        ({"budgets": [50]}, "budgets [50] must lie in (0, finetune_steps=40]"),
+        ({"seeds": []}, "'seeds' must be a non-empty list"),
+        ({"configs": ["smoke", "nosuchblock"]}, "unknown config blocks ['nosuchblock']"),
+        ({"colour": "red"}, "unknown keys ['colour']"),
+    ],
+)
+def test_bad_ablation_files(tmp_path: Path, overrides: dict, message: str) -> None:
+    with pytest.raises(UsageError) as info:
+        A.Ablation.load(write_ablation(tmp_path, **overrides))
+    assert message in str(info.value)
+
+
+def test_missing_ablation_file(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match=r"does not exist; see prompts/ablation\.yaml"):
+        A.Ablation.load(tmp_path / "nope.yaml")
