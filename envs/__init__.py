@@ -37,3 +37,9 @@ def make_env(name: str, **options: Any) -> Any:
         raise UsageError(f"unknown env '{name}'.{hint} Valid names: {', '.join(registered()) or '(none registered)'}")
     module, func = _REGISTRY[full].split(":")
     return getattr(importlib.import_module(module), func)(full.split("/", 1)[1], **options)
+
+
+# RLBench back-end (CoppeliaSim; imported only when one of these is built).
+register("rlbench/pretrain", "envs.rlbench:make")
+for _task in ("pick_up_cup", "take_lid_off_saucepan", "push_button", "close_microwave", "turn_tap"):
+    register(f"rlbench/{_task}", "envs.rlbench:make")
