@@ -21,8 +21,14 @@ class PyRep:
         if not os.path.exists(self._vrep_root):
             raise PyRepError("COPPELIASIM_ROOT was not a correct path. See installation instructions")
 
-    def launch(self, scene_file: str = "", headless: bool = False, responsive_ui: bool = False,
-               blocking: bool = False, verbosity: Verbosity = Verbosity.NONE) -> None:
+    def launch(
+        self,
+        scene_file: str = "",
+        headless: bool = False,
+        responsive_ui: bool = False,
+        blocking: bool = False,
+        verbosity: Verbosity = Verbosity.NONE,
+    ) -> None:
         if scene_file and not os.path.isfile(scene_file):
             raise PyRepError(f"Scene file does not exist: {scene_file}")
         _world.reset_world()
@@ -43,8 +49,9 @@ class PyRep:
         handles = tuple(o.get_handle() for o in objects)
         return Shape(_world.WORLD.add(_world.WORLD.objects[handles[0]].name + "_group", parts=handles))
 
-    def create_texture(self, filename: str, interpolate=True, decal_mode=False, repeat_along_u=False,
-                       repeat_along_v=False) -> tuple[Shape, Texture]:
+    def create_texture(
+        self, filename: str, interpolate=True, decal_mode=False, repeat_along_u=False, repeat_along_v=False
+    ) -> tuple[Shape, Texture]:
         if not os.path.isfile(filename):
             raise RuntimeError(f"simCreateTexture failed: {filename}")
         texture_id = len(_world.WORLD.textures) + 1

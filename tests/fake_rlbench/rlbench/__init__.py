@@ -4,8 +4,8 @@ import os
 
 __version__ = "1.2.0"
 
-import numpy as np  # noqa: E402
-import pyrep  # noqa: E402
+import numpy as np
+import pyrep
 
 _pv = pyrep.__version__.split(".")
 if len(_pv) < 4 or tuple(int(x) for x in _pv[:4]) < (4, 1, 0, 2):
@@ -26,6 +26,14 @@ from rlbench.observation_config import CameraConfig, ObservationConfig  # noqa: 
 from rlbench.sim2real.domain_randomization import RandomizeEvery, VisualRandomizationConfig  # noqa: E402
 
 if FLAVOR == "master":
-    __all__ = ["ActionMode", "ArmActionMode", "CameraConfig", "Environment", "GripperActionMode",
-               "ObservationConfig", "RandomizeEvery", "VisualRandomizationConfig"]
+    __all__ = [
+        "ActionMode",
+        "ArmActionMode",
+        "CameraConfig",
+        "Environment",
+        "GripperActionMode",
+        "ObservationConfig",
+        "RandomizeEvery",
+        "VisualRandomizationConfig",
+    ]
 del np

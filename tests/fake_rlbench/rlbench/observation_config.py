@@ -6,9 +6,19 @@ from rlbench.noise_model import Identity, NoiseModel
 
 
 class CameraConfig:
-    def __init__(self, rgb=True, rgb_noise: NoiseModel = Identity(), depth=True, depth_noise: NoiseModel = Identity(),
-                 point_cloud=True, mask=True, image_size=(128, 128), render_mode=RenderMode.OPENGL3,
-                 masks_as_one_channel=True, depth_in_meters=False):
+    def __init__(
+        self,
+        rgb=True,
+        rgb_noise: NoiseModel = Identity(),
+        depth=True,
+        depth_noise: NoiseModel = Identity(),
+        point_cloud=True,
+        mask=True,
+        image_size=(128, 128),
+        render_mode=RenderMode.OPENGL3,
+        masks_as_one_channel=True,
+        depth_in_meters=False,
+    ):
         self.rgb = rgb
         self.rgb_noise = rgb_noise
         self.depth = depth
@@ -28,13 +38,28 @@ class CameraConfig:
 
 
 class ObservationConfig:
-    def __init__(self, left_shoulder_camera: CameraConfig = None, right_shoulder_camera: CameraConfig = None,
-                 overhead_camera: CameraConfig = None, wrist_camera: CameraConfig = None,
-                 front_camera: CameraConfig = None, joint_velocities=True, joint_velocities_noise=Identity(),
-                 joint_positions=True, joint_positions_noise=Identity(), joint_forces=True,
-                 joint_forces_noise=Identity(), gripper_open=True, gripper_pose=True, gripper_matrix=False,
-                 gripper_joint_positions=False, gripper_touch_forces=False, wrist_camera_matrix=False,
-                 record_gripper_closing=False, task_low_dim_state=False):
+    def __init__(
+        self,
+        left_shoulder_camera: CameraConfig = None,
+        right_shoulder_camera: CameraConfig = None,
+        overhead_camera: CameraConfig = None,
+        wrist_camera: CameraConfig = None,
+        front_camera: CameraConfig = None,
+        joint_velocities=True,
+        joint_velocities_noise=Identity(),
+        joint_positions=True,
+        joint_positions_noise=Identity(),
+        joint_forces=True,
+        joint_forces_noise=Identity(),
+        gripper_open=True,
+        gripper_pose=True,
+        gripper_matrix=False,
+        gripper_joint_positions=False,
+        gripper_touch_forces=False,
+        wrist_camera_matrix=False,
+        record_gripper_closing=False,
+        task_low_dim_state=False,
+    ):
         self.left_shoulder_camera = left_shoulder_camera or CameraConfig()
         self.right_shoulder_camera = right_shoulder_camera or CameraConfig()
         self.overhead_camera = overhead_camera or CameraConfig()

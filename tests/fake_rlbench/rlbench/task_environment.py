@@ -12,8 +12,19 @@ _MAX_RESET_ATTEMPTS = 40
 
 
 class TaskEnvironment(object):
-    def __init__(self, pyrep, robot, scene, task, action_mode, dataset_root, obs_config, static_positions=False,
-                 attach_grasped_objects=True, shaped_rewards=False):
+    def __init__(
+        self,
+        pyrep,
+        robot,
+        scene,
+        task,
+        action_mode,
+        dataset_root,
+        obs_config,
+        static_positions=False,
+        attach_grasped_objects=True,
+        shaped_rewards=False,
+    ):
         self._pyrep = pyrep
         self._robot = robot
         self._scene = scene
@@ -39,7 +50,8 @@ class TaskEnvironment(object):
     def set_variation(self, v: int) -> None:
         if v >= self.variation_count():
             raise TaskEnvironmentError(
-                "Requested variation %d, but there are only %d variations." % (v, self.variation_count()))
+                "Requested variation %d, but there are only %d variations." % (v, self.variation_count())
+            )
         self._variation_number = v
 
     def variation_count(self) -> int:
@@ -48,15 +60,18 @@ class TaskEnvironment(object):
     def _reset(self):
         self._scene.reset()
         _stub.tick("reset")
-        desc = self._scene.init_episode(self._variation_number, max_attempts=_MAX_RESET_ATTEMPTS,
-                                        randomly_place=not self._static_positions)
+        desc = self._scene.init_episode(
+            self._variation_number, max_attempts=_MAX_RESET_ATTEMPTS, randomly_place=not self._static_positions
+        )
         self._reset_called = True
         return desc, self._scene.get_observation()
 
     if FLAVOR == "lamp":
+
         def reset(self):
             return self._reset()
     else:
+
         def reset(self, demo=None):
             return self._reset()
 
@@ -79,10 +94,20 @@ class TaskEnvironment(object):
         if self._shaped_rewards:
             reward = self._task.reward()
             if reward is None:
-                raise RuntimeError("User requested shaped rewards, but task %s does not have a defined reward() "
-                                   "function." % self._task.get_name())
+                raise RuntimeError(
+                    "User requested shaped rewards, but task %s does not have a defined reward() "
+                    "function." % self._task.get_name()
+                )
         return self._scene.get_observation(), reward, terminate
 
-    def get_demos(self, amount: int, live_demos: bool = False, image_paths: bool = False, callable_each_step=None,
-                  max_attempts: int = 10, random_selection: bool = True, from_episode_number: int = 0):
+    def get_demos(
+        self,
+        amount: int,
+        live_demos: bool = False,
+        image_paths: bool = False,
+        callable_each_step=None,
+        max_attempts: int = 10,
+        random_selection: bool = True,
+        from_episode_number: int = 0,
+    ):
         raise NotImplementedError("stub: demos are not simulated")

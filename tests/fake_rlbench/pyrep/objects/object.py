@@ -60,6 +60,12 @@ class Object:
     def copy(self) -> Object:
         rec = self._rec()
         parts = tuple(_world.WORLD.add(_world.WORLD.objects[p].name) for p in rec.parts)
-        handle = _world.WORLD.add(rec.name, renderable=rec.renderable, respondable=rec.respondable,
-                                  texture=rec.texture, color=rec.color, parts=parts)
+        handle = _world.WORLD.add(
+            rec.name,
+            renderable=rec.renderable,
+            respondable=rec.respondable,
+            texture=rec.texture,
+            color=rec.color,
+            parts=parts,
+        )
         return type(self)(handle)

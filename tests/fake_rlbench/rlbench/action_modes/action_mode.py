@@ -34,8 +34,7 @@ class MoveArmThenGripper(ActionMode):
         self.gripper_action_mode.action(scene, ee_action)
 
     def action_shape(self, scene):
-        return np.prod(self.arm_action_mode.action_shape(scene)) + np.prod(
-            self.gripper_action_mode.action_shape(scene))
+        return np.prod(self.arm_action_mode.action_shape(scene)) + np.prod(self.gripper_action_mode.action_shape(scene))
 
 
 class JointPositionActionMode(ActionMode):
@@ -46,8 +45,7 @@ class JointPositionActionMode(ActionMode):
         raise NotImplementedError("stub: joint modes are not simulated")
 
     def action_shape(self, scene):
-        return np.prod(self.arm_action_mode.action_shape(scene)) + np.prod(
-            self.gripper_action_mode.action_shape(scene))
+        return np.prod(self.arm_action_mode.action_shape(scene)) + np.prod(self.gripper_action_mode.action_shape(scene))
 
     def action_bounds(self):
         return np.array(7 * [-0.1] + [0.0]), np.array(7 * [0.1] + [0.04])

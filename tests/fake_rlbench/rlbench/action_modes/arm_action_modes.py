@@ -4,7 +4,6 @@ from abc import abstractmethod
 from enum import Enum
 
 import numpy as np
-from pyrep.errors import ConfigurationPathError, IKError
 
 from rlbench import FLAVOR
 from rlbench.backend.exceptions import InvalidActionError
@@ -13,7 +12,8 @@ from rlbench.backend.exceptions import InvalidActionError
 def assert_action_shape(action: np.ndarray, expected_shape: tuple):
     if np.shape(action) != expected_shape:
         raise InvalidActionError(
-            "Expected the action shape to be: %s, but was shape: %s" % (str(expected_shape), str(np.shape(action))))
+            "Expected the action shape to be: %s, but was shape: %s" % (str(expected_shape), str(np.shape(action)))
+        )
 
 
 def assert_unit_quaternion(quat):
@@ -25,8 +25,14 @@ def _qmul(a, b):
     """Hamilton product of xyzw quaternions."""
     ax, ay, az, aw = a
     bx, by, bz, bw = b
-    return np.array([aw * bx + ax * bw + ay * bz - az * by, aw * by - ax * bz + ay * bw + az * bx,
-                     aw * bz + ax * by - ay * bx + az * bw, aw * bw - ax * bx - ay * by - az * bz])
+    return np.array(
+        [
+            aw * bx + ax * bw + ay * bz - az * by,
+            aw * by - ax * bz + ay * bw + az * bx,
+            aw * bz + ax * by - ay * bx + az * bw,
+            aw * bw - ax * bx - ay * by - az * bz,
+        ]
+    )
 
 
 def _rotate(q, v):
@@ -92,8 +98,12 @@ class JointTorque(JointVelocity):
 
 
 class _EndEffectorMode(ArmActionMode):
-    def __init__(self, absolute_mode: bool = True, frame="world" if FLAVOR == "lamp" else RelativeFrame.WORLD,
-                 collision_checking: bool = False):
+    def __init__(
+        self,
+        absolute_mode: bool = True,
+        frame="world" if FLAVOR == "lamp" else RelativeFrame.WORLD,
+        collision_checking: bool = False,
+    ):
         self._absolute_mode = absolute_mode
         self._frame = frame
         self._collision_checking = collision_checking

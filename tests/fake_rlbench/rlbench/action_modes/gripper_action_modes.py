@@ -38,8 +38,9 @@ class Discrete(GripperActionMode):
 
 
 class GripperJointPosition(GripperActionMode):
-    def __init__(self, attach_grasped_objects: bool = True, detach_before_open: bool = True,
-                 absolute_mode: bool = True):
+    def __init__(
+        self, attach_grasped_objects: bool = True, detach_before_open: bool = True, absolute_mode: bool = True
+    ):
         self._absolute_mode = absolute_mode
 
     def action(self, scene, action):

@@ -72,7 +72,7 @@ class Scene:
         self.task.step()
 
     def in_workspace(self, pos) -> bool:
-        return all(lo < v < hi for v, (lo, hi) in zip(pos, WORKSPACE))
+        return all(lo < v < hi for v, (lo, hi) in zip(pos, WORKSPACE, strict=True))
 
     def pop_planning_fault(self) -> Exception | None:
         return self.planning_faults.pop(0) if self.planning_faults else None
@@ -117,11 +117,13 @@ class Scene:
             if region == "Wall":  # each wall fills a quarter of the width, so walls are told apart
                 for i in range(4):
                     tex = world.visible_texture(f"Wall{i + 1}")
-                    img[row:row + rows, i * w // 4:(i + 1) * w // 4] = _color(tex, "Wall")
+                    img[row : row + rows, i * w // 4 : (i + 1) * w // 4] = _color(tex, "Wall")
             else:
-                img[row:row + rows] = _color(world.visible_texture(region), region)
+                img[row : row + rows] = _color(world.visible_texture(region), region)
             row += rows
-        _disc(img, np.array([self.tip[1], -(self.tip[0] - 0.25)]) / 0.6, (255, 0, 0) if self.gripper_open else (0, 0, 255))
+        _disc(
+            img, np.array([self.tip[1], -(self.tip[0] - 0.25)]) / 0.6, (255, 0, 0) if self.gripper_open else (0, 0, 255)
+        )
         return img
 
     def get_observation(self) -> Observation:
@@ -139,11 +141,20 @@ class Scene:
         misc = {}
         for cam in CAMERAS:
             if not self._removed[cam]:
-                misc.update({f"{cam}_camera_extrinsics": np.eye(4), f"{cam}_camera_intrinsics": np.eye(3),
-                             f"{cam}_camera_near": 0.01, f"{cam}_camera_far": 4.5})
+                misc.update(
+                    {
+                        f"{cam}_camera_extrinsics": np.eye(4),
+                        f"{cam}_camera_intrinsics": np.eye(3),
+                        f"{cam}_camera_near": 0.01,
+                        f"{cam}_camera_far": 4.5,
+                    }
+                )
         arm, gripper = self.robot.arm, self.robot.gripper
         return Observation(
-            *images["left_shoulder"], *images["right_shoulder"], *images["overhead"], *images["wrist"],
+            *images["left_shoulder"],
+            *images["right_shoulder"],
+            *images["overhead"],
+            *images["wrist"],
             *images["front"],
             joint_velocities=arm.get_joint_velocities() if cfg.joint_velocities else None,
             joint_positions=arm.get_joint_positions() if cfg.joint_positions else None,
@@ -154,7 +165,8 @@ class Scene:
             gripper_joint_positions=gripper.get_joint_positions() if cfg.gripper_joint_positions else None,
             gripper_touch_forces=np.zeros(6) if cfg.gripper_touch_forces else None,
             task_low_dim_state=self.task.get_low_dim_state() if cfg.task_low_dim_state else None,
-            misc=misc)
+            misc=misc,
+        )
 
 
 def _cam_names(obs_config, name: str) -> set[str]:

@@ -17,8 +17,9 @@ class VisualRandomizationConfig:
         if not os.path.isdir(image_directory):
             raise NotADirectoryError("The supplied image directory (%s) does not exist!" % image_directory)
         suffixes = (".png",) if FLAVOR == "lamp" else (".png", ".jpg")
-        self._imgs = np.array(sorted(os.path.join(image_directory, f) for f in os.listdir(image_directory)
-                                     if f.endswith(suffixes)))
+        self._imgs = np.array(
+            sorted(os.path.join(image_directory, f) for f in os.listdir(image_directory) if f.endswith(suffixes))
+        )
         if len(self._imgs) == 0:
             raise RuntimeError("The supplied image directory (%s) does not have any images!" % image_directory)
         self.whitelist = whitelist

@@ -27,6 +27,7 @@ class CloseMicrowave(Task):
         return 1
 
     if FLAVOR == "lamp":
+
         def reward(self) -> float:
             return -self.q - self._dist("microwave_door")
 

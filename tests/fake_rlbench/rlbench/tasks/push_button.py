@@ -30,6 +30,7 @@ class PushButton(Task):
         return 18
 
     if FLAVOR == "lamp":
+
         def reward(self) -> float:
             return -self._dist("push_button_target") + 10 * min(abs(self.q - self.q0) - 0.003, 0)
 

@@ -37,6 +37,7 @@ class TurnTap(Task):
         return 2
 
     if FLAVOR == "lamp":
+
         def reward(self) -> float:
             return -self._dist(self.main_object) + abs(self.q[self.main_object] - self.q0)
 
