@@ -153,12 +153,12 @@ def test_image_orientation_is_upright(stack: Stack) -> None:
         env.close()
 
 
-# --- actions -----------------------------------------------------------------------------------------------------------
+# --- actions ---------------------------------------------------------------------------------------------------------
 def test_action_mapping_bit_for_bit(stack: Stack) -> None:
     stack.require_fake()
     env = make("push_button", size=16)
     try:
-        obs0, _ = env.reset(seed=0)
+        env.reset(seed=0)
         env.step(np.array([1, 1, 1, 1], np.float32))  # at reset height: dz is clipped to 0
         np.testing.assert_array_equal(stack.stub.last_actions[-1], [0.03, 0.03, 0.0, 0, 0, 0, 1, 1.0])
         env.step(np.array([-1, -1, -1, -1], np.float32))
@@ -196,7 +196,7 @@ def test_bad_actions_are_errors_and_never_reach_rlbench(stack: Stack, bad: np.nd
     try:
         env.reset(seed=0)
         sent = len(stack.stub.last_actions) if stack.fake else 0
-        with pytest.raises(ValueError, match="shape|NaN"):
+        with pytest.raises(ValueError, match=r"shape|NaN"):
             env.step(bad)
         if stack.fake:
             assert len(stack.stub.last_actions) == sent
@@ -335,7 +335,7 @@ def test_sparse_success_on_push_button_and_truncation(stack: Stack) -> None:
         rewards, infos, truncated = [], [], False
         while not truncated:
             tip = obs["state"][1:4]
-            delta = np.clip((button + [0, 0, 0.01] - tip) / 0.03, -1, 1)
+            delta = np.clip((button + np.array([0, 0, 0.01]) - tip) / 0.03, -1, 1)
             if np.linalg.norm(tip[:2] - button[:2]) > 0.01:
                 delta[2] = 0.0
             obs, reward, terminated, truncated, info = env.step(np.array([*delta, 1], np.float32))
@@ -498,7 +498,7 @@ def test_bad_options_are_one_line_usage_errors(options: dict, match: str) -> Non
 
 
 def test_unknown_task_lists_valid_names() -> None:
-    with pytest.raises(UsageError, match="Valid names:.*rlbench/push_button"):
+    with pytest.raises(UsageError, match=r"Valid names:.*rlbench/push_button"):
         envs.make_env("rlbench/push_buton")
 
 
@@ -508,7 +508,7 @@ def test_missing_texture_dir_is_a_usage_error(stack: Stack, tmp_path: Path) -> N
 
 
 def test_pretrain_needs_the_lamp_fork(master_stack: Stack) -> None:
-    with pytest.raises(UsageError, match="pick_shapenet_objects.*LAMP fork"):
+    with pytest.raises(UsageError, match=r"pick_shapenet_objects.*LAMP fork"):
         make("pretrain", size=16)
 
 
