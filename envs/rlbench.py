@@ -137,8 +137,16 @@ class RLBenchEnv(gym.Env):
         num_objects: int = 3,
         seed: int | None = None,
         render_mode: str | None = "rgb_array",
+        camera: str = "front",
+        pool: str | None = None,
+        decimate: float | None = None,
     ) -> None:
+        """Options mirror the `env:` config section (plus the `rlbench:` section); `pool` and `decimate` are
+        Meta-World-only and ignored here, so one `env:` section drives either back-end."""
+        del pool, decimate
         textures = dict(textures or {})
+        if camera != "front":
+            raise UsageError(f"env.camera '{camera}' is not available with RLBench; use front (and env.wrist: true)")
         if task != PRETRAIN and task not in TASKS:
             raise UsageError(f"env.task '{task}' is not an RLBench task here; valid: {', '.join([PRETRAIN, *TASKS])}")
         if reward not in ("shaped", "sparse"):
@@ -163,8 +171,13 @@ class RLBenchEnv(gym.Env):
         self.variation = variation
         self.render_mode = render_mode
         # Downstream tasks keep the default look (LAMP fine-tunes with --randomize off) unless told otherwise.
-        randomize = bool(textures.get("randomize", task == PRETRAIN))
-        self.scene_textures = SceneTextures(textures.get("dir"), float(p_default)) if randomize else None
+        randomize = textures.get("randomize", "auto")
+        if randomize not in ("auto", "always", "never", True, False):
+            raise UsageError(f"textures.randomize '{randomize}' is unknown; use auto, always or never")
+        randomize = task == PRETRAIN if randomize == "auto" else randomize in ("always", True)
+        self.scene_textures = (
+            SceneTextures(textures.get("dir"), float(p_default), int(textures.get("size", 256))) if randomize else None
+        )
 
         self.action_space = action_space()
         self.observation_space = observation_space(size, wrist, STATE_DIM)

@@ -91,8 +91,8 @@ def default_texture_dir(size: int = DEFAULT_BANK_SIZE) -> Path:
 class SceneTextures:
     """Draws and applies one texture per target each episode; keeps the default look with probability p_default."""
 
-    def __init__(self, texture_dir: str | Path | None, p_default: float) -> None:
-        folder = Path(texture_dir).expanduser().resolve() if texture_dir else default_texture_dir()
+    def __init__(self, texture_dir: str | Path | None, p_default: float, size: int = DEFAULT_BANK_SIZE) -> None:
+        folder = Path(texture_dir).expanduser().resolve() if texture_dir else default_texture_dir(size)
         self.files = [str(p.resolve()) for p in list_texture_files(folder)]
         self.p_default = p_default
         self._copies: dict[str, Any] = {}  # target name -> its textured, visual-only copy (a PyRep Shape)

@@ -434,7 +434,8 @@ def test_downstream_tasks_keep_default_look_unless_asked(stack: Stack, texture_d
         assert env.scene_textures is None
     finally:
         env.close()
-    env = make("push_button", size=16, textures={"dir": str(texture_dir), "randomize": True, "p_default": 0.0})
+    options = {"dir": str(texture_dir), "randomize": "always", "p_default": 0.0}
+    env = make("push_button", size=16, textures=options)
     try:
         env.reset(seed=0)
         assert env.last_draw.files is not None
@@ -457,6 +458,17 @@ def test_same_seed_same_first_observation_and_textures(stack: Stack, texture_dir
     assert a[1:] == b[1:]
     if stack.fake:
         assert (a[1], a[0]["state"].tobytes()) != (c[1], c[0]["state"].tobytes())
+
+
+def test_accepts_the_shared_env_section(stack: Stack) -> None:
+    """Every key of the `env:` config section is accepted; the Meta-World-only ones are ignored."""
+    options = {"size": 16, "camera": "front", "wrist": True, "episode_length": 5, "action_scale": 0.03}
+    env = make("turn_tap", **options, reward="shaped", pool="disjoint", decimate=None)
+    try:
+        obs, info = env.reset(seed=0)
+        assert obs["wrist"].shape == (16, 16, 3) and info["noun"] == "tap"
+    finally:
+        env.close()
 
 
 def test_default_texture_bank_is_written_once_as_pngs(stack: Stack, tmp_path: Path, monkeypatch) -> None:
@@ -489,6 +501,8 @@ def test_default_texture_bank_is_written_once_as_pngs(stack: Stack, tmp_path: Pa
         ({"size": 4}, "env.size 4"),
         ({"episode_length": 0}, "episode_length"),
         ({"reset_retries": -1}, "reset_retries"),
+        ({"camera": "topview"}, "env.camera 'topview' is not available with RLBench"),
+        ({"textures": {"randomize": "sometimes"}}, "textures.randomize 'sometimes'"),
     ],
 )
 def test_bad_options_are_one_line_usage_errors(options: dict, match: str) -> None:
