@@ -99,7 +99,7 @@ def test_vector_env_restarts_a_dead_or_hung_rlbench_worker(tmp_path: Path, monke
             venv.reset(seed=0)
             action = np.zeros((1, 4), np.float32)
             venv.step(action)  # step 0 fine
-            obs, reward, terminated, truncated, infos = venv.step(action)  # step 1: the worker dies or hangs
+            obs, _, _, _, infos = venv.step(action)  # step 1: the worker dies or hangs
             assert venv.dropped_episodes == 1 and infos[0]["dropped"] and infos[0]["first"]
             assert obs["image"].shape == (1, 16, 16, 3) and obs["state"].shape == (1, 10)
         finally:
