@@ -121,6 +121,10 @@ class Scene:
             else:
                 img[row : row + rows] = _color(world.visible_texture(region), region)
             row += rows
+        for name in self.task.graspable or ([self.task.main_object] if self.task.main_object else []):
+            if name in self.objects:  # task objects as green discs, seen from the front
+                pos = self.objects[name]
+                _disc(img, np.array([pos[1], -(pos[0] - 0.25)]) / 0.6, (0, 255, 0))
         _disc(
             img, np.array([self.tip[1], -(self.tip[0] - 0.25)]) / 0.6, (255, 0, 0) if self.gripper_open else (0, 0, 255)
         )
