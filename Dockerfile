@@ -95,6 +95,12 @@ RUN git clone "$RLBENCH_REPO" /opt/RLBench \
     && git -C /opt/RLBench checkout "$RLBENCH_REF" \
     && pip install --no-deps -e /opt/RLBench
 
+# The LAMP fork hard-codes ShapeNet placeholders (/PATH/TO/shapenetcore_v2, /PATH/TO/shapenet): point them at
+# $SHAPENET_ROOT, where `docker run -v` mounts ShapeNetCore v2 and its convex parts (licensed; never in the image).
+ARG SHAPENET_ROOT=/data
+RUN f=/opt/RLBench/rlbench/backend/shapenet_utils.py \
+    && if [ -f "$f" ]; then sed -i "s#/PATH/TO/#${SHAPENET_ROOT}/#g" "$f" && ! grep -q "/PATH/TO" "$f"; fi
+
 # torch exactly pinned and installed before lamp, so the index chosen above decides CPU vs CUDA.
 RUN pip install "torch==${TORCH_VERSION}" --index-url "$TORCH_INDEX_URL" --extra-index-url https://pypi.org/simple
 
