@@ -34,7 +34,7 @@ def test_dockerfile_pins_and_environment() -> None:
     torch_at = text.index('pip install "torch==${TORCH_VERSION}"')
     assert torch_at < text.index('pip install "/workspace[rlbench]"')  # torch first: the index decides CPU/CUDA
     assert text.index("COPPELIASIM_ROOT=/opt/coppeliasim") < text.index("pip install --no-build-isolation .")
-    assert 's#/PATH/TO/#${SHAPENET_ROOT}/#g' in text  # the fork's ShapeNet placeholders point at the mount
+    assert "s#/PATH/TO/#${SHAPENET_ROOT}/#g" in text  # the fork's ShapeNet placeholders point at the mount
     assert 'ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/bin/lamp-entrypoint"]' in text
 
 
