@@ -41,5 +41,5 @@ def make_env(name: str, **options: Any) -> Any:
 
 # RLBench back-end (CoppeliaSim; imported only when one of these is built).
 register("rlbench/pretrain", "envs.rlbench:make")
-for _task in ("pick_up_cup", "take_lid_off_saucepan", "push_button", "close_microwave", "turn_tap"):
+for _task in DOWNSTREAM_TASKS:
     register(f"rlbench/{_task}", "envs.rlbench:make")
