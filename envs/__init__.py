@@ -23,6 +23,12 @@ def register(name: str, entry_point: str) -> None:
     _REGISTRY[name] = entry_point
 
 
+# RLBench back-end (CoppeliaSim; envs.rlbench is imported only when one of these is built).
+register("rlbench/pretrain", "envs.rlbench:make")
+for _task in DOWNSTREAM_TASKS:
+    register(f"rlbench/{_task}", "envs.rlbench:make")
+
+
 def registered() -> list[str]:
     """All registered env names, sorted."""
     return sorted(_REGISTRY)

@@ -104,6 +104,7 @@ def test_weights_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_rlbench_optional_vs_required(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("COPPELIASIM_ROOT", raising=False)
+    monkeypatch.delenv("DISPLAY", raising=False)
     optional = D.check_rlbench(required=False)
     assert [c.status for c in optional] == ["NOTE", "NOTE", "NOTE"]
     required = D.check_rlbench(required=True)

@@ -1,0 +1,1 @@
+"""The real module wraps libcoppeliaSim through cffi; the stand-in has nothing to load."""
