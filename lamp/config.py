@@ -41,13 +41,13 @@ def defaults() -> DictConfig:
     return OmegaConf.create(_blocks()["defaults"])
 
 
-def _flat_keys(tree: Any, prefix: str = "") -> dict[str, Any]:
+def flat_keys(tree: Any, prefix: str = "") -> dict[str, Any]:
     """Map 'a.b.c' -> leaf value for every leaf of a nested dict (lists are leaves)."""
     out: dict[str, Any] = {}
     for key, value in tree.items():
         path = f"{prefix}{key}"
         if isinstance(value, dict | DictConfig) and len(value) > 0:
-            out.update(_flat_keys(value, path + "."))
+            out.update(flat_keys(value, path + "."))
         else:
             out[path] = value
     return out
@@ -100,7 +100,7 @@ def _coerce(key: str, value: Any, default: Any, source: str) -> Any:
 
 def _apply(cfg: DictConfig, updates: dict[str, Any], source: str) -> None:
     """Merge flat 'a.b' -> value updates into cfg, validating each key and type against the defaults."""
-    known = _flat_keys(_blocks()["defaults"])
+    known = flat_keys(_blocks()["defaults"])
     sections = {k.rsplit(".", 1)[0] for k in known if "." in k}
     for key, value in updates.items():
         if key not in known:
@@ -154,7 +154,7 @@ def parse_flags(args: Sequence[str]) -> dict[str, Any]:
         parsed = OmegaConf.to_container(OmegaConf.from_dotlist(dotlist))
     except Exception as e:  # OmegaConf raises several grammar error types
         raise UsageError(f"cannot parse overrides {dotlist}: {str(e).splitlines()[0]}") from None
-    return _flat_keys(parsed)
+    return flat_keys(parsed)
 
 
 def build_config(
@@ -162,16 +162,21 @@ def build_config(
     config_file: str | Path | None = None,
     flags: Sequence[str] = (),
     overrides: dict[str, Any] | None = None,
+    base: DictConfig | dict[str, Any] | None = None,
 ) -> DictConfig:
-    """Resolve a run's config: defaults, named blocks in order, the YAML file, then dotted flags and overrides."""
+    """Resolve a run's config: defaults, `base` (e.g. a source run's saved config), named blocks in order, the YAML
+    file, then dotted flags and overrides."""
     cfg = defaults()
+    if base is not None:
+        tree = OmegaConf.to_container(base) if isinstance(base, DictConfig) else base
+        _apply(cfg, flat_keys(tree), "the saved run config")
     names = block_names()
     for name in configs:
         if name not in names:
             raise UsageError(f"unknown config block '{name}'{_suggest(name, names)} (valid: {', '.join(names)})")
-        _apply(cfg, _flat_keys(_blocks()[name]), f"block '{name}' in {CONFIGS_FILE.name}")
+        _apply(cfg, flat_keys(_blocks()[name]), f"block '{name}' in {CONFIGS_FILE.name}")
     if config_file is not None:
-        _apply(cfg, _flat_keys(_load_yaml_file(config_file)), f"file '{config_file}'")
+        _apply(cfg, flat_keys(_load_yaml_file(config_file)), f"file '{config_file}'")
     _apply(cfg, parse_flags(flags), "the command line")
     if overrides:
         _apply(cfg, overrides, "the command line")

@@ -16,8 +16,8 @@ def test_defaults_have_every_section_and_blocks_are_valid() -> None:
     # Every named block must only set keys that exist in defaults, and selecting it must set exactly those values.
     blocks = yaml.safe_load(C.CONFIGS_FILE.read_text())
     for name in C.block_names():
-        resolved = C._flat_keys(OmegaConf.to_container(C.build_config([name])))
-        for key, value in C._flat_keys(blocks[name]).items():
+        resolved = C.flat_keys(OmegaConf.to_container(C.build_config([name])))
+        for key, value in C.flat_keys(blocks[name]).items():
             assert resolved[key] == value, (name, key)
     assert {"smoke", "cpu", "gpu"} <= set(C.block_names())
 
