@@ -43,3 +43,8 @@ def make_env(name: str, **options: Any) -> Any:
         raise UsageError(f"unknown env '{name}'.{hint} Valid names: {', '.join(registered()) or '(none registered)'}")
     module, func = _REGISTRY[full].split(":")
     return getattr(importlib.import_module(module), func)(full.split("/", 1)[1], **options)
+
+
+register("metaworld/pretrain", "envs.metaworld:make")
+for _task in ("push_button", "turn_tap", "close_microwave", "pick_up_cup", "take_lid_off_saucepan"):
+    register(f"metaworld/{_task}", "envs.metaworld:make")
