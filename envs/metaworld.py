@@ -131,6 +131,7 @@ WALLS = {  # name: (pos, quat, half-size) -- planes whose normal (local z) faces
     "wall_left": ((-2.0, 0.6, 0.5), (0.7071068, 0.0, 0.7071068, 0.0), (2.0, 3.0)),
     "wall_right": ((2.0, 0.6, 0.5), (0.7071068, 0.0, -0.7071068, 0.0), (2.0, 3.0)),
 }
+_ATEXIT_REGISTERED = False
 PICK_UP_HEIGHT = 0.12  # pick_up_cup: goal 12 cm straight above the cup's start, so success means "lifted"
 
 
@@ -221,6 +222,10 @@ class _Scene:
                 self.renderer = mujoco.Renderer(self.model, self.size, self.size)
             except Exception as err:  # GL failures surface as many exception types across EGL/OSMesa
                 raise gl.render_error(GL_BACKEND, err) from err
+            global _ATEXIT_REGISTERED
+            if not _ATEXIT_REGISTERED:
+                atexit.register(_close_live_scenes)
+                _ATEXIT_REGISTERED = True
             self.renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = 0
             self.renderer.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = 0
         return self.renderer
@@ -265,9 +270,11 @@ class _Scene:
 _LIVE_SCENES: weakref.WeakSet[_Scene] = weakref.WeakSet()
 
 
-@atexit.register
 def _close_live_scenes() -> None:
-    """Free GL contexts before interpreter teardown, which otherwise prints harmless EGL tracebacks (sim.md #7)."""
+    """Free GL contexts before interpreter teardown, which otherwise prints harmless EGL tracebacks (sim.md #7).
+
+    Registered after the first GL context exists, so it runs before MuJoCo's own atexit eglTerminate (LIFO order).
+    """
     for scene in list(_LIVE_SCENES):
         scene.close()
 
@@ -374,18 +381,19 @@ class MetaWorldEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
         if seed is not None:
             self._rng = np.random.default_rng(seed)
-        rng = self._rng
-        name = self.scene_names[int(rng.integers(len(self.scene_names)))]
+        # Three independent draws, so e.g. switching textures on does not move the objects of a given seed.
+        scene_rng, texture_rng, layout_rng = (np.random.default_rng(int(s)) for s in self._rng.integers(1 << 63, size=3))
+        name = self.scene_names[int(scene_rng.integers(len(self.scene_names)))]
         self._scene = scene = self._get_scene(name)
         start = time.perf_counter()
-        if self.bank is not None and rng.random() >= self.p_default:
-            indices = [int(i) for i in rng.integers(len(self.bank), size=len(SURFACES))]
+        if self.bank is not None and texture_rng.random() >= self.p_default:
+            indices = [int(i) for i in texture_rng.integers(len(self.bank), size=len(SURFACES))]
             scene.apply_textures([self.bank.image(i) for i in indices], indices)
         else:
             scene.apply_textures(None, None)
         self.texture_seconds = time.perf_counter() - start
         mw = scene.mw
-        mw.np_random = np.random.default_rng(int(rng.integers(1 << 63)))  # object layout, from our stream only
+        mw.np_random = layout_rng  # Meta-World draws the object layout from this (never from the global RNG)
         mw.action_scale = self.action_scale
         raw, _ = mw.reset()
         if self.task == "pick_up_cup":  # goal straight above the cup: Meta-World's reward and success become "lift it"
