@@ -12,7 +12,7 @@ import atexit
 import time
 import weakref
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -286,7 +286,7 @@ class MetaWorldEnv(gym.Env):
     Info: `success`, `noun`, `task`, `task_reward` (Meta-World's shaped reward, for logging).
     """
 
-    metadata = {"render_modes": ["rgb_array"]}
+    metadata: ClassVar[dict] = {"render_modes": ["rgb_array"]}
 
     def __init__(
         self,
@@ -332,8 +332,12 @@ class MetaWorldEnv(gym.Env):
         self.texture_size = int(textures.get("size", 256))
         self.p_default = float(p_default)
         # Downstream tasks keep the default look (as in LAMP fine-tuning) unless `textures.randomize` says otherwise.
-        self.randomize = bool(textures.get("randomize", task == "pretrain"))
-        self.bank = TextureBank(textures.get("dir"), size=self.texture_size) if self.randomize else None
+        randomize = textures.get("randomize", "auto")
+        choices = {"auto": task == "pretrain", "always": True, "never": False, True: True, False: False}
+        if randomize not in choices:
+            raise UsageError(f"textures.randomize '{randomize}' is unknown; use auto, always or never")
+        self.randomize = choices[randomize]
+        self.bank = TextureBank(textures.get("dir") or None, size=self.texture_size) if self.randomize else None
         self.scene_names = pretrain_pool(pool) if task == "pretrain" else [DOWNSTREAM[task].metaworld]
         self._cameras = (camera, WRIST_CAMERA) if wrist else (camera,)
         self._scenes: dict[str, _Scene] = {}
@@ -382,7 +386,9 @@ class MetaWorldEnv(gym.Env):
         if seed is not None:
             self._rng = np.random.default_rng(seed)
         # Three independent draws, so e.g. switching textures on does not move the objects of a given seed.
-        scene_rng, texture_rng, layout_rng = (np.random.default_rng(int(s)) for s in self._rng.integers(1 << 63, size=3))
+        scene_rng, texture_rng, layout_rng = (
+            np.random.default_rng(int(s)) for s in self._rng.integers(1 << 63, size=3)
+        )
         name = self.scene_names[int(scene_rng.integers(len(self.scene_names)))]
         self._scene = scene = self._get_scene(name)
         start = time.perf_counter()

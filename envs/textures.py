@@ -121,7 +121,9 @@ class TextureBank:
 
             return _square(iio.imread(name), self.size)
         except Exception as err:  # any decoder failure is the user's file, not our bug
-            raise UsageError(f"texture file '{name}' cannot be read ({type(err).__name__}); remove or replace it") from err
+            raise UsageError(
+                f"texture file '{name}' cannot be read ({type(err).__name__}); remove or replace it"
+            ) from err
 
 
 def check_image_file(path: Path) -> None:
@@ -132,7 +134,9 @@ def check_image_file(path: Path) -> None:
         with Image.open(path) as img:
             img.verify()
     except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as err:
-        raise UsageError(f"texture file '{path}' cannot be read as an image ({type(err).__name__}); remove or replace it")
+        raise UsageError(
+            f"texture file '{path}' cannot be read as an image ({type(err).__name__}); remove or replace it"
+        ) from err
 
 
 def default_sources() -> list[tuple[str, str]]:
@@ -185,5 +189,7 @@ def frames_from_videos(video_dir: str | Path, out_dir: str | Path, every: int = 
                 tmp.replace(target)
                 written.append(target)
         except (OSError, RuntimeError, ValueError) as err:
-            raise UsageError(f"video '{video}' cannot be decoded ({type(err).__name__}); remove or re-encode it") from err
+            raise UsageError(
+                f"video '{video}' cannot be decoded ({type(err).__name__}); remove or re-encode it"
+            ) from err
     return written

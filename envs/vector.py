@@ -11,6 +11,7 @@ episode is dropped (`info["dropped"]` is True on the new first observation) and 
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import signal
 import time
@@ -194,7 +195,9 @@ class VectorEnv:
             raise ValueError(f"actions must have shape ({self.num_envs}, 4), got {actions.shape}")
         checked = [check_action(a) for a in actions]  # bad actions fail here, in the caller, not in a worker
         resetting = list(self._done)
-        sent = [self._send(i, *(("reset", None) if resetting[i] else ("step", checked[i]))) for i in range(self.num_envs)]
+        sent = [
+            self._send(i, *(("reset", None) if resetting[i] else ("step", checked[i]))) for i in range(self.num_envs)
+        ]
         deadline = time.monotonic() + self.timeout
         obs_list, rewards, terminated, truncated, infos = [], [], [], [], []
         for i in range(self.num_envs):
@@ -262,7 +265,5 @@ class VectorEnv:
         self.close()
 
     def __del__(self) -> None:
-        try:
+        with contextlib.suppress(Exception):  # interpreter teardown may have freed what close() needs
             self.close()
-        except Exception:
-            pass

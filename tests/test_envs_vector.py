@@ -47,7 +47,7 @@ def test_crashed_worker_is_restarted_and_episode_dropped(vec):
     vec.step(np.zeros((2, 4)))
     dropped, restarts = vec.dropped_episodes, vec.restarts
     os.kill(vec.worker_pids()[0], signal.SIGKILL)
-    obs, reward, terminated, truncated, infos = vec.step(np.zeros((2, 4)))
+    obs, *_, infos = vec.step(np.zeros((2, 4)))
     assert infos[0]["dropped"] and infos[0]["first"] and not infos[1]["dropped"]
     assert vec.dropped_episodes == dropped + 1 and vec.restarts == restarts + 1
     assert obs["image"].shape == (2, 32, 32, 3)
@@ -60,7 +60,7 @@ def test_hung_worker_times_out_and_is_replaced():
     try:
         env.reset(seed=0)
         os.kill(env.worker_pids()[0], signal.SIGSTOP)  # a frozen worker never answers
-        obs, *_, infos = env.step(np.zeros((1, 4)))
+        *_, infos = env.step(np.zeros((1, 4)))
         assert infos[0]["dropped"] and env.dropped_episodes == 1
         env.step(np.zeros((1, 4)))
     finally:

@@ -51,7 +51,7 @@ def test_frames_from_videos_bad_input(tmp_path):
     with pytest.raises(UsageError, match="--every must be at least 1"):
         frames_from_videos(tmp_path, tmp_path / "out", every=0)
     (tmp_path / "bad.mp4").write_bytes(b"not a video")
-    with pytest.raises(UsageError, match="bad.mp4"):
+    with pytest.raises(UsageError, match=r"bad\.mp4"):
         frames_from_videos(tmp_path, tmp_path / "out")
 
 
@@ -67,7 +67,7 @@ def test_gl_backend_error_names_apt_packages(monkeypatch):
     monkeypatch.delenv("MUJOCO_GL", raising=False)
     monkeypatch.delitem(sys.modules, "mujoco", raising=False)
     monkeypatch.setattr(gl, "probe", lambda backend: False)
-    with pytest.raises(UsageError, match="libegl1 libopengl0 libgl1-mesa-dri.*libosmesa6") as err:
+    with pytest.raises(UsageError, match=r"libegl1 libopengl0 libgl1-mesa-dri.*libosmesa6") as err:
         gl.select_backend()
     assert "\n" not in str(err.value)
     assert "libosmesa6" in str(gl.render_error("egl", RuntimeError("x")))
@@ -75,3 +75,33 @@ def test_gl_backend_error_names_apt_packages(monkeypatch):
 
 def test_gl_probe_finds_a_working_backend():
     assert gl.probe("egl") or gl.probe("osmesa")  # this machine has Mesa installed (see guide)
+
+
+def test_cli_textures_from_videos(tmp_path, capsys):
+    import imageio.v3 as iio
+
+    from lamp.cli import main
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    iio.imwrite(videos / "a.mp4", np.zeros((6, 32, 32, 3), np.uint8), fps=5, plugin="FFMPEG", macro_block_size=16)
+    with pytest.raises(SystemExit) as done:
+        main(["textures", "from-videos", str(videos), str(tmp_path / "bank"), "--every", "3", "--size", "16"])
+    assert done.value.code == 0
+    assert "wrote 2 frames" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as done:
+        main(["textures", "from-videos", str(tmp_path / "none"), str(tmp_path / "bank")])
+    assert done.value.code == 2
+    assert capsys.readouterr().err.startswith("error: video folder")
+
+
+def test_env_from_config_uses_the_config_sections():
+    from lamp import config
+
+    cfg = config.build_config(["metaworld"], flags=["--env.task", "push_button", "--textures.p_default", "0.5"])
+    from envs.common import env_from_config
+
+    name, options = env_from_config(cfg.env, cfg.textures)
+    assert name == "metaworld/push_button"
+    assert options["wrist"] is True and options["size"] == 64 and "workers" not in options
+    assert options["textures"]["p_default"] == 0.5
