@@ -135,8 +135,8 @@ _ATEXIT_REGISTERED = False
 PICK_UP_HEIGHT = 0.12  # pick_up_cup: goal 12 cm straight above the cup's start, so success means "lifted"
 
 
-def _compile(fullpath: str, texture_size: int, decimate: float | None) -> mujoco.MjModel:
-    """Meta-World's XML plus walls, one texture slot and material per randomised surface (compiled once)."""
+def _build_spec(fullpath: str, texture_size: int) -> mujoco.MjSpec:
+    """Meta-World's XML plus walls, one texture slot and material per randomised surface."""
     spec = mujoco.MjSpec.from_file(fullpath)
     for surface in SURFACES:
         spec.add_texture(
@@ -165,10 +165,17 @@ def _compile(fullpath: str, texture_size: int, decimate: float | None) -> mujoco
             group=WALL_GROUP,
             material=f"lamp_mat_{wall}",
         )
-    if decimate:
-        from envs.decimate import decimate_meshes
+    return spec
 
-        spec = decimate_meshes(spec, decimate)
+
+def _compile(fullpath: str, texture_size: int, decimate: float | None) -> mujoco.MjModel:
+    """Compile a scene once per env; with `decimate`, large visual-only robot meshes are simplified for speed."""
+    if decimate:
+        from envs.decimate import decimate_spec
+
+        spec = decimate_spec(lambda: _build_spec(fullpath, texture_size), decimate)
+    else:
+        spec = _build_spec(fullpath, texture_size)
     model = spec.compile()
     model.vis.quality.offsamples = 0  # MSAA and shadow maps dominate CPU rendering; off before the GL context
     model.vis.quality.shadowsize = 0

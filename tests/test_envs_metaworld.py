@@ -223,3 +223,19 @@ def test_default_texture_bank_loads_offline(monkeypatch):
     images = [bank.image(i) for i in range(len(bank))]
     assert all(img.shape == (32, 32, 3) and img.dtype == np.uint8 for img in images)
     assert len({img.tobytes() for img in images}) == len(images)  # all distinct
+
+
+def test_decimated_meshes_keep_physics_and_picture():
+    from envs.decimate import triangle_count
+
+    results = {}
+    for keep in (None, 0.15):
+        env = make_env("push_button", size=64, decimate=keep)
+        env.reset(seed=0)
+        for action in np.random.default_rng(0).uniform(-1, 1, (30, 4)):
+            obs, *_ = env.step(action)
+        results[keep] = (triangle_count(env.scene.model), obs["state"], obs["image"].astype(int))
+        env.close()
+    assert results[0.15][0] < 0.5 * results[None][0]
+    assert np.array_equal(results[0.15][1], results[None][1])  # only visual meshes change: identical physics
+    assert np.abs(results[0.15][2] - results[None][2]).mean() < 3  # and nearly the same picture
