@@ -1,0 +1,194 @@
+"""Env throughput of the Meta-World back-end; prints one JSON object.
+
+Measures (median of --repeats runs, random actions, push_button scene):
+  * physics only: our env (render=False) vs the bare Meta-World env it wraps;
+  * step + render at 64/128 px with 1 camera (front) and 2 (front + wrist): our env vs a bare loop over the same
+    compiled model with a plain `mujoco.Renderer` (the baseline; `overhead` = how much slower the wrapper is);
+  * the same with decimated robot meshes (`decimate=0.15`);
+  * 1 vs 2 worker processes (`envs.vector.VectorEnv`) at 64 px front camera;
+  * texture randomisation cost per episode.
+The machine's load average is recorded: other processes on a 2-core box distort every number here.
+
+Usage: python benchmarks/env_throughput.py [--steps 200] [--repeats 3] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's envs/, not an installed copy
+
+
+def _rate(fn, steps: int, repeats: int) -> float:
+    """Median steps/s of `fn(steps)` over `repeats` runs."""
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn(steps)
+        rates.append(steps / (time.perf_counter() - start))
+    return statistics.median(rates)
+
+
+def _actions(n: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(-1, 1, (n, 4)).astype(np.float32)
+
+
+def bench_single(size: int, wrist: bool, steps: int, repeats: int, decimate: float | None = None) -> dict:
+    """Our env vs a bare MuJoCo loop on the same compiled scene with the same cameras and render settings."""
+    import mujoco
+
+    from envs import make_env
+    from envs.metaworld import WRIST_CAMERA
+
+    env = make_env("push_button", size=size, wrist=wrist, decimate=decimate, episode_length=10**9)
+    env.reset(seed=0)
+    actions = _actions(steps)
+
+    def ours(n: int) -> None:
+        for a in actions[:n]:
+            env.step(a)
+
+    scene = env.scene
+    renderer = mujoco.Renderer(scene.model, size, size)
+    renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = 0
+    renderer.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = 0
+    cameras = [scene.free_camera] + ([WRIST_CAMERA] if wrist else [])
+
+    def bare(n: int) -> None:
+        for a in actions[:n]:
+            scene.mw.step(a)
+            for cam in cameras:
+                renderer.update_scene(scene.data, camera=cam)
+                renderer.render()
+
+    ours(5)
+    bare(5)  # warm-up: first frames compile shaders
+    ours_rate, bare_rate = _rate(ours, steps, repeats), _rate(bare, steps, repeats)
+    renderer.close()
+    env.close()
+    return {"steps_per_s": round(ours_rate, 1), "bare_mujoco_steps_per_s": round(bare_rate, 1),
+            "overhead": round(bare_rate / ours_rate - 1.0, 3)}  # fmt: skip
+
+
+def bench_physics(steps: int, repeats: int) -> dict:
+    from metaworld.env_dict import ALL_V3_ENVIRONMENTS
+
+    from envs import make_env
+
+    env = make_env("push_button", render=False, episode_length=10**9)
+    env.reset(seed=0)
+    actions = _actions(steps)
+    raw = ALL_V3_ENVIRONMENTS["button-press-topdown-v3"]()
+    raw._partially_observable = False
+    raw._set_task_called = True
+    raw._freeze_rand_vec = False
+    raw.seeded_rand_vec = True
+    raw.max_path_length = 10**9
+    raw.reset()
+
+    def ours(n: int) -> None:
+        for a in actions[:n]:
+            env.step(a)
+
+    def bare(n: int) -> None:
+        for a in actions[:n]:
+            raw.step(a)
+
+    ours_rate, bare_rate = _rate(ours, steps, repeats), _rate(bare, steps, repeats)
+    env.close()
+    return {"steps_per_s": round(ours_rate, 1), "bare_metaworld_steps_per_s": round(bare_rate, 1),
+            "overhead": round(bare_rate / ours_rate - 1.0, 3)}  # fmt: skip
+
+
+def bench_workers(steps: int, repeats: int) -> dict:
+    from envs.vector import VectorEnv
+
+    result = {}
+    for workers in (1, 2):
+        vec = VectorEnv("push_button", workers, {"size": 64, "episode_length": 10**9}, timeout=120, seed=0)
+        vec.reset(seed=0)
+        actions = _actions(steps * workers).reshape(steps, workers, 4)
+
+        def run(n: int, vec: VectorEnv = vec, actions: np.ndarray = actions) -> None:
+            for a in actions[:n]:
+                vec.step(a)
+
+        run(5)
+        per_vector_step = _rate(run, steps, repeats)
+        vec.close()
+        result[f"{workers}_workers_env_steps_per_s"] = round(per_vector_step * workers, 1)
+    result["scaling_1_to_2"] = round(result["2_workers_env_steps_per_s"] / result["1_workers_env_steps_per_s"], 3)
+    return result
+
+
+def bench_textures(episodes: int) -> dict:
+    from envs import make_env
+
+    env = make_env("push_button", size=64, textures={"randomize": "always", "p_default": 0.0})
+    env.reset(seed=0)
+    bank = env.bank
+    for i in range(len(bank)):  # decode the whole default bank once, so we time the per-episode swap
+        bank.image(i)
+    apply_ms, reset_ms = [], []
+    for seed in range(1, episodes + 1):
+        start = time.perf_counter()
+        env.reset(seed=seed)
+        reset_ms.append(1000 * (time.perf_counter() - start))
+        apply_ms.append(1000 * env.texture_seconds)
+    plain = make_env("push_button", size=64)
+    plain_ms = []
+    for seed in range(1, episodes + 1):
+        start = time.perf_counter()
+        plain.reset(seed=seed)
+        plain_ms.append(1000 * (time.perf_counter() - start))
+    env.close()
+    plain.close()
+    return {"texture_swap_ms_per_episode_median": round(statistics.median(apply_ms), 2),
+            "reset_ms_textured_median": round(statistics.median(reset_ms), 2),
+            "reset_ms_default_look_median": round(statistics.median(plain_ms), 2),
+            "bank_size": len(bank), "texture_px": bank.size}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="tiny run to check the script works")
+    args = parser.parse_args()
+    steps, repeats = (20, 1) if args.quick else (args.steps, args.repeats)
+    warnings.filterwarnings("ignore")
+    load_before = os.getloadavg()
+    result: dict = {"benchmark": "env_throughput", "scene": "push_button (button-press-topdown-v3)",
+                    "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                                "loadavg_1m_before": round(load_before[0], 2)}}  # fmt: skip
+    result["physics_only"] = bench_physics(steps * 5, repeats)
+    result["render"] = {}
+    for size in (64, 128):
+        for wrist in (False, True):
+            key = f"{size}px_{'front+wrist' if wrist else 'front'}"
+            result["render"][key] = bench_single(size, wrist, steps, repeats)
+    result["render_decimated_0.15"] = {}
+    for size, wrist in ((64, False), (128, True)):
+        key = f"{size}px_{'front+wrist' if wrist else 'front'}"
+        dec = bench_single(size, wrist, steps, repeats, decimate=0.15)
+        dec["speedup_vs_full_meshes"] = round(dec["steps_per_s"] / result["render"][key]["steps_per_s"], 3)
+        result["render_decimated_0.15"][key] = dec
+    result["workers_64px_front"] = bench_workers(steps, repeats)
+    result["textures"] = bench_textures(5 if args.quick else 30)
+    result["machine"]["gl"] = os.environ.get("MUJOCO_GL")
+    result["machine"]["loadavg_1m_after"] = round(os.getloadavg()[0], 2)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
