@@ -306,7 +306,7 @@ class MetaWorldEnv(gym.Env):
         reward: str = "shaped",
         textures: dict | None = None,
         pool: str = "disjoint",
-        decimate: float | None = None,
+        decimate: float | None = 0.15,
         render: bool = True,
         seed: int | None = None,
     ) -> None:
@@ -324,6 +324,8 @@ class MetaWorldEnv(gym.Env):
             raise UsageError(f"env.episode_length must be at least 1, got {episode_length}")
         if not 0.0 < action_scale <= 0.1:
             raise UsageError(f"env.action_scale {action_scale} is out of range; use 0.01 (1 cm/step) to 0.03 (LAMP)")
+        if decimate is not None and not 0.0 <= decimate < 1.0:
+            raise UsageError(f"env.decimate {decimate} must be in [0, 1): the fraction of triangles kept (0 = full)")
         p_default = textures.get("p_default", 0.2)
         if not isinstance(p_default, (int, float)) or not 0.0 <= float(p_default) <= 1.0:
             raise UsageError(f"textures.p_default must be within [0, 1], got {p_default}")

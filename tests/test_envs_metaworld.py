@@ -189,6 +189,8 @@ def test_bad_inputs_one_clear_line(tmp_path):
         make_env("push_button", camera="side")
     with pytest.raises(UsageError, match=r"p_default must be within \[0, 1\], got 1.5"):
         make_env("push_button", textures={"p_default": 1.5})
+    with pytest.raises(UsageError, match=r"decimate 1.5 must be in \[0, 1\)"):
+        make_env("push_button", decimate=1.5)
     with pytest.raises(UsageError, match="reward 'dense'"):
         make_env("push_button", reward="dense")
     with pytest.raises(UsageError, match="is not a folder"):
