@@ -215,6 +215,7 @@ class _Scene:
         self.floor_geoms = np.flatnonzero(self.default_matid == floor_mat)
         self.slot_content = [-1] * len(SURFACES)
         self.option = mujoco.MjvOption()
+        self.option.sitegroup[:] = 0  # goal markers are debugging aids; the agent must not see them in its pixels
         self.renderer: mujoco.Renderer | None = None
         self.free_camera = mujoco.MjvCamera()
         self.free_camera.type = mujoco.mjtCamera.mjCAMERA_FREE
