@@ -35,7 +35,7 @@ def _worker(conn: Connection, name: str, options: dict[str, Any]) -> None:
     except Exception as err:  # report construction errors (bad config) to the parent instead of dying silently
         conn.send(("error", (type(err).__name__, str(err), traceback.format_exc())))
         return
-    conn.send(("ready", None))
+    conn.send(("ready", (env.observation_space, env.action_space)))
     while True:
         try:
             command, payload = conn.recv()
@@ -92,6 +92,8 @@ class VectorEnv:
         self._conns: list[Connection | None] = [None] * num_envs
         self._done = [True] * num_envs  # next step() of a finished env resets it
         self._closed = False
+        self.single_observation_space: Any = None  # one env's spaces, as reported by the first worker
+        self.single_action_space: Any = None
         for i in range(num_envs):
             self._start(i)
         for i in range(num_envs):
@@ -124,6 +126,8 @@ class VectorEnv:
         except EOFError:
             self._kill(index)
             raise RuntimeError(f"env worker {index} for '{self.name}' died while starting") from None
+        if status == "ready" and self.single_observation_space is None:
+            self.single_observation_space, self.single_action_space = payload
         if status == "error":
             self.close()
             kind, message, _ = payload

@@ -26,6 +26,7 @@ def vec():
 def test_reset_step_and_autoreset(vec):
     obs, infos = vec.reset(seed=0)
     assert obs["image"].shape == (2, 32, 32, 3) and obs["state"].shape == (2, 4)
+    assert vec.single_action_space.shape == (4,) and vec.single_observation_space["image"].shape == (32, 32, 3)
     assert all(info["first"] and not info["dropped"] for info in infos)
     assert not np.array_equal(obs["state"][0], obs["state"][1]) or not np.array_equal(obs["image"][0], obs["image"][1])
     truncated_seen = []
