@@ -308,6 +308,7 @@ class MetaWorldEnv(gym.Env):
         textures: dict | None = None,
         pool: str = "disjoint",
         decimate: float | None = 0.15,
+        max_scenes: int = 16,
         render: bool = True,
         seed: int | None = None,
     ) -> None:
@@ -339,6 +340,8 @@ class MetaWorldEnv(gym.Env):
         self.reward_mode = reward
         self.render_images = render
         self.decimate = decimate
+        # A rendered scene holds ~100 MB (model + GL context); pretraining keeps at most this many (0 = all 36).
+        self.max_scenes = max_scenes
         self.texture_size = int(textures.get("size", 256))
         self.p_default = float(p_default)
         # Downstream tasks keep the default look (as in LAMP fine-tuning) unless `textures.randomize` says otherwise.
@@ -370,10 +373,16 @@ class MetaWorldEnv(gym.Env):
 
     # ---------------------------------------------------------------------------------------------------------------
     def _get_scene(self, name: str) -> _Scene:
-        if name not in self._scenes:
-            cams = self._cameras if self.render_images else ()
-            self._scenes[name] = _Scene(name, self.size, cams, self.texture_size, self.decimate)
-            _LIVE_SCENES.add(self._scenes[name])
+        """The compiled scene `name`, built on first use; least recently used ones beyond `max_scenes` are freed."""
+        if name in self._scenes:
+            self._scenes[name] = self._scenes.pop(name)  # mark as most recently used
+            return self._scenes[name]
+        while self.max_scenes and len(self._scenes) >= self.max_scenes:
+            oldest = next(iter(self._scenes))
+            self._scenes.pop(oldest).close()
+        cams = self._cameras if self.render_images else ()
+        self._scenes[name] = _Scene(name, self.size, cams, self.texture_size, self.decimate)
+        _LIVE_SCENES.add(self._scenes[name])
         return self._scenes[name]
 
     @property

@@ -111,12 +111,16 @@ def test_pretraining_pool_is_disjoint_from_downstream():
     assert not mw.EXCLUDED_FROM_PRETRAINING & set(pool)
     assert set(mw.pretrain_pool("strict")) == set(pool) - mw.SKILL_DUPLICATES
     assert set(pool) <= set(mw.PRETRAIN_NOUNS)
-    env = make_env("pretrain", render=False)
-    seen = set()
-    for seed in range(6):
+    env = make_env("pretrain", render=False, max_scenes=2)
+    seen, layouts = set(), {}
+    for seed in (*range(6), 0):
         _, info = env.reset(seed=seed)
         assert info["task"] + "-v3" in pool and info["noun"] == mw.PRETRAIN_NOUNS[info["task"] + "-v3"]
+        assert len(env._scenes) <= 2  # least recently used scenes are freed
         seen.add(info["task"])
+        layout = env.scene.mw._get_obs().copy()
+        assert seed not in layouts or np.allclose(layouts[seed], layout)  # rebuilt scene, same layout for a seed
+        layouts[seed] = layout
     assert len(seen) >= 3  # scenes really vary between episodes
     env.close()
 
