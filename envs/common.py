@@ -36,16 +36,19 @@ def check_action(action: object) -> np.ndarray:
 
 # Keys of the `env:` config section that configure the runner, not the env itself.
 RUNNER_KEYS = ("backend", "task", "workers", "worker_timeout")
+# Meta-World-only keys, left out for other back-ends.
+METAWORLD_KEYS = ("pool", "decimate", "max_scenes")
 
 
-def env_from_config(env_cfg: Any, textures_cfg: Any = None) -> tuple[str, dict[str, Any]]:
-    """(name, options) for `make_env` / `VectorEnv` from the `env:` and `textures:` config sections.
-
-    Works with plain dicts or OmegaConf nodes, so every entry point builds envs the same way.
-    """
+def env_from_config(env_cfg: Any, textures_cfg: Any = None, backend_cfg: Any = None) -> tuple[str, dict[str, Any]]:
+    """(name, options) for `make_env` / `VectorEnv` from the `env:`, `textures:` and a back-end's own section
+    (e.g. `rlbench:`). Works with plain dicts or OmegaConf nodes, so every entry point builds envs the same way."""
     env = dict(env_cfg.items())
     name = f"{env['backend']}/{env['task']}"
-    options = {k: v for k, v in env.items() if k not in RUNNER_KEYS}
+    skip = RUNNER_KEYS if env["backend"] == "metaworld" else RUNNER_KEYS + METAWORLD_KEYS
+    options = {k: v for k, v in env.items() if k not in skip}
     if textures_cfg is not None:
         options["textures"] = dict(textures_cfg.items())
+    if backend_cfg is not None:
+        options.update(dict(backend_cfg.items()))
     return name, options

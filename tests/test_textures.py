@@ -105,3 +105,5 @@ def test_env_from_config_uses_the_config_sections():
     assert name == "metaworld/push_button"
     assert options["wrist"] is True and options["size"] == 64 and "workers" not in options
     assert options["textures"]["p_default"] == 0.5
+    name, options = env_from_config({**cfg.env, "backend": "rlbench"}, cfg.textures, {"variation": 0})
+    assert name == "rlbench/push_button" and "max_scenes" not in options and options["variation"] == 0
