@@ -4,7 +4,7 @@ Measures (median of --repeats runs, ours and baseline alternating; random action
   * physics only: our env (render=False) vs the bare Meta-World env it wraps;
   * step + render at 64/128 px with 1 camera (front) and 2 (front + wrist): our env vs a bare loop over the same
     compiled model with a plain `mujoco.Renderer` (the baseline; `overhead` = how much slower the wrapper is);
-  * the same with decimated robot meshes (`decimate=0.15`);
+  * full vs decimated robot meshes (`decimate=0.15`, the default), alternating in one process;
   * 1 vs 2 worker processes (`envs.vector.VectorEnv`) at 64 px front camera;
   * texture randomisation cost per episode.
 The machine's load average is recorded: other processes on a 2-core box distort every number here.
@@ -87,6 +87,32 @@ def bench_single(size: int, wrist: bool, steps: int, repeats: int, decimate: flo
     env.close()
     return {"steps_per_s": round(ours_rate, 1), "bare_mujoco_steps_per_s": round(bare_rate, 1),
             "overhead": round(bare_rate / ours_rate - 1.0, 3)}  # fmt: skip
+
+
+def bench_decimation(size: int, wrist: bool, steps: int, repeats: int, keep: float = 0.15) -> dict:
+    """Full vs decimated robot meshes, run alternately in one process (same load for both)."""
+    from envs import make_env
+
+    full = make_env("push_button", size=size, wrist=wrist, decimate=None, episode_length=10**9)
+    low = make_env("push_button", size=size, wrist=wrist, decimate=keep, episode_length=10**9)
+    full.reset(seed=0)
+    low.reset(seed=0)
+    actions = _actions(steps)
+
+    def loop(env):
+        def run(n: int) -> None:
+            for a in actions[:n]:
+                env.step(a)
+
+        return run
+
+    loop(full)(5)
+    loop(low)(5)
+    low_rate, full_rate = _rate_pair(loop(low), loop(full), steps, repeats)
+    full.close()
+    low.close()
+    return {"full_meshes_steps_per_s": round(full_rate, 1), "decimated_steps_per_s": round(low_rate, 1),
+            "speedup": round(low_rate / full_rate, 3)}  # fmt: skip
 
 
 def bench_physics(steps: int, repeats: int) -> dict:
@@ -182,17 +208,15 @@ def main() -> None:
                     "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                                 "loadavg_1m_before": round(load_before[0], 2)}}  # fmt: skip
     result["physics_only"] = bench_physics(steps * 5, repeats)
-    result["render"] = {}
+    result["render_full_meshes"] = {}
     for size in (64, 128):
         for wrist in (False, True):
             key = f"{size}px_{'front+wrist' if wrist else 'front'}"
-            result["render"][key] = bench_single(size, wrist, steps, repeats)
-    result["render_decimated_0.15"] = {}
+            result["render_full_meshes"][key] = bench_single(size, wrist, steps, repeats)
+    result["decimation_0.15_vs_full"] = {}
     for size, wrist in ((64, False), (128, True)):
         key = f"{size}px_{'front+wrist' if wrist else 'front'}"
-        dec = bench_single(size, wrist, steps, repeats, decimate=0.15)
-        dec["speedup_vs_full_meshes"] = round(dec["steps_per_s"] / result["render"][key]["steps_per_s"], 3)
-        result["render_decimated_0.15"][key] = dec
+        result["decimation_0.15_vs_full"][key] = bench_decimation(size, wrist, steps, repeats)
     result["workers_64px_front_decimated"] = bench_workers(steps, repeats)
     result["textures"] = bench_textures(5 if args.quick else 30)
     result["machine"]["gl"] = os.environ.get("MUJOCO_GL")
