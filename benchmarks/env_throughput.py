@@ -39,13 +39,28 @@ def _rate(fn, steps: int, repeats: int) -> float:
     return statistics.median(rates)
 
 
-def _rate_pair(ours, bare, steps: int, repeats: int) -> tuple[float, float]:
-    """Median steps/s of two loops, run alternately so that load from other processes hits both alike."""
-    ours_rates, bare_rates = [], []
+def _rate_pair(ours, bare, steps: int, repeats: int) -> tuple[float, float, float, float]:
+    """Median wall and CPU steps/s of two loops, run alternately so that load from other processes hits both alike.
+
+    Returns (ours_wall, bare_wall, ours_cpu, bare_cpu)."""
+    walls: tuple[list, list] = ([], [])
+    cpus: tuple[list, list] = ([], [])
     for _ in range(repeats):
-        ours_rates.append(_rate(ours, steps, 1))
-        bare_rates.append(_rate(bare, steps, 1))
-    return statistics.median(ours_rates), statistics.median(bare_rates)
+        for i, fn in enumerate((ours, bare)):
+            wall_start, cpu_start = time.perf_counter(), time.process_time()
+            fn(steps)
+            walls[i].append(steps / (time.perf_counter() - wall_start))
+            cpus[i].append(steps / max(time.process_time() - cpu_start, 1e-9))
+    med = statistics.median
+    return med(walls[0]), med(walls[1]), med(cpus[0]), med(cpus[1])
+
+
+def _pair_result(ours_name: str, bare_name: str, rates: tuple[float, float, float, float]) -> dict:
+    ours_wall, bare_wall, ours_cpu, bare_cpu = rates
+    return {ours_name: round(ours_wall, 1), bare_name: round(bare_wall, 1),
+            f"{ours_name.removesuffix('_per_s')}_per_cpu_s": round(ours_cpu, 1),
+            f"{bare_name.removesuffix('_per_s')}_per_cpu_s": round(bare_cpu, 1),
+            "overhead_cpu": round(bare_cpu / ours_cpu - 1.0, 3)}  # fmt: skip
 
 
 def _actions(n: int, seed: int = 0) -> np.ndarray:
@@ -82,11 +97,10 @@ def bench_single(size: int, wrist: bool, steps: int, repeats: int, decimate: flo
 
     ours(5)
     bare(5)  # warm-up: first frames compile shaders
-    ours_rate, bare_rate = _rate_pair(ours, bare, steps, repeats)
+    rates = _rate_pair(ours, bare, steps, repeats)
     renderer.close()
     env.close()
-    return {"steps_per_s": round(ours_rate, 1), "bare_mujoco_steps_per_s": round(bare_rate, 1),
-            "overhead": round(bare_rate / ours_rate - 1.0, 3)}  # fmt: skip
+    return _pair_result("steps_per_s", "bare_mujoco_steps_per_s", rates)
 
 
 def bench_decimation(size: int, wrist: bool, steps: int, repeats: int, keep: float = 0.15) -> dict:
@@ -108,11 +122,11 @@ def bench_decimation(size: int, wrist: bool, steps: int, repeats: int, keep: flo
 
     loop(full)(5)
     loop(low)(5)
-    low_rate, full_rate = _rate_pair(loop(low), loop(full), steps, repeats)
+    low_wall, full_wall, low_cpu, full_cpu = _rate_pair(loop(low), loop(full), steps, repeats)
     full.close()
     low.close()
-    return {"full_meshes_steps_per_s": round(full_rate, 1), "decimated_steps_per_s": round(low_rate, 1),
-            "speedup": round(low_rate / full_rate, 3)}  # fmt: skip
+    return {"full_meshes_steps_per_s": round(full_wall, 1), "decimated_steps_per_s": round(low_wall, 1),
+            "speedup_wall": round(low_wall / full_wall, 3), "speedup_cpu": round(low_cpu / full_cpu, 3)}  # fmt: skip
 
 
 def bench_physics(steps: int, repeats: int) -> dict:
@@ -139,10 +153,9 @@ def bench_physics(steps: int, repeats: int) -> dict:
         for a in actions[:n]:
             raw.step(a)
 
-    ours_rate, bare_rate = _rate_pair(ours, bare, steps, repeats)
+    rates = _rate_pair(ours, bare, steps, repeats)
     env.close()
-    return {"steps_per_s": round(ours_rate, 1), "bare_metaworld_steps_per_s": round(bare_rate, 1),
-            "overhead": round(bare_rate / ours_rate - 1.0, 3)}  # fmt: skip
+    return _pair_result("steps_per_s", "bare_metaworld_steps_per_s", rates)
 
 
 def bench_workers(steps: int, repeats: int) -> dict:

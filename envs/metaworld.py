@@ -428,7 +428,8 @@ class MetaWorldEnv(gym.Env):
         self._raw = raw
         self._steps = 0
         self._needs_reset = False
-        info = {"success": False, "noun": self.noun, "task": self._task_name(), "task_reward": 0.0}
+        self._episode_info = {"noun": self.noun, "task": self._task_name()}  # fixed for the episode
+        info = {"success": False, **self._episode_info, "task_reward": 0.0}
         return self._observe(raw), info
 
     def step(self, action: Any) -> tuple[dict, float, bool, bool, dict]:
@@ -442,7 +443,7 @@ class MetaWorldEnv(gym.Env):
         reward = float(task_reward) if self.reward_mode == "shaped" else float(success)
         truncated = self._steps >= self.episode_length
         self._needs_reset = truncated
-        info = {"success": success, "noun": self.noun, "task": self._task_name(), "task_reward": float(task_reward)}
+        info = {"success": success, **self._episode_info, "task_reward": float(task_reward)}
         return self._observe(raw), reward, False, truncated, info
 
     def _task_name(self) -> str:
