@@ -271,3 +271,11 @@ class VectorEnv:
     def __del__(self) -> None:
         with contextlib.suppress(Exception):  # interpreter teardown may have freed what close() needs
             self.close()
+
+
+def vector_from_config(env_cfg: Any, textures_cfg: Any = None, backend_cfg: Any = None, seed: int | None = None):
+    """A VectorEnv with `env.workers` processes built from the `env:`/`textures:` (and back-end) config sections."""
+    from envs.common import env_from_config
+
+    name, options = env_from_config(env_cfg, textures_cfg, backend_cfg)
+    return VectorEnv(name, int(env_cfg["workers"]), options, timeout=float(env_cfg["worker_timeout"]), seed=seed)

@@ -73,3 +73,15 @@ def test_bad_options_fail_in_the_parent():
         VectorEnv("push_button", 1, {"camera": "nope"}, timeout=20)
     with pytest.raises(UsageError, match="workers must be at least 1"):
         VectorEnv("push_button", 0)
+
+
+@pytest.mark.slow
+def test_vector_from_config():
+    from envs.vector import vector_from_config
+    from lamp import config
+
+    cfg = config.build_config([], flags=["--env.task", "turn_tap", "--env.size", "32", "--env.worker_timeout", "30"])
+    with vector_from_config(cfg.env, cfg.textures, seed=3) as vec:
+        assert vec.num_envs == 1 and vec.timeout == 30.0 and vec.name == "metaworld/turn_tap"
+        obs, infos = vec.reset(seed=0)
+        assert obs["image"].shape == (1, 32, 32, 3) and infos[0]["noun"] == "faucet"
