@@ -45,6 +45,7 @@ def make_env(name: str, **options: Any) -> Any:
     return getattr(importlib.import_module(module), func)(full.split("/", 1)[1], **options)
 
 
+# Meta-World back-end (embedded MuJoCo; envs.metaworld is imported only when one of these is built).
 register("metaworld/pretrain", "envs.metaworld:make")
-for _task in ("push_button", "turn_tap", "close_microwave", "pick_up_cup", "take_lid_off_saucepan"):
+for _task in DOWNSTREAM_TASKS:
     register(f"metaworld/{_task}", "envs.metaworld:make")

@@ -27,6 +27,7 @@ def test_registered_names():
     assert "metaworld/pretrain" in names
     for task in DOWNSTREAM:
         assert f"metaworld/{task}" in names
+    assert tuple(mw.DOWNSTREAM) == envs.DOWNSTREAM_TASKS == tuple(DOWNSTREAM)
 
 
 def test_spaces_and_observation_contract(button_env):
