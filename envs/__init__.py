@@ -43,3 +43,9 @@ def make_env(name: str, **options: Any) -> Any:
         raise UsageError(f"unknown env '{name}'.{hint} Valid names: {', '.join(registered()) or '(none registered)'}")
     module, func = _REGISTRY[full].split(":")
     return getattr(importlib.import_module(module), func)(full.split("/", 1)[1], **options)
+
+
+# Meta-World back-end (embedded MuJoCo; envs.metaworld is imported only when one of these is built).
+register("metaworld/pretrain", "envs.metaworld:make")
+for _task in DOWNSTREAM_TASKS:
+    register(f"metaworld/{_task}", "envs.metaworld:make")

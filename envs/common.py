@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import gymnasium as gym
 import numpy as np
 
@@ -30,3 +32,23 @@ def check_action(action: object) -> np.ndarray:
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"action contains NaN or inf: {arr.tolist()}; check the policy output")
     return np.clip(arr, -1.0, 1.0)
+
+
+# Keys of the `env:` config section that configure the runner, not the env itself.
+RUNNER_KEYS = ("backend", "task", "workers", "worker_timeout")
+# Meta-World-only keys, left out for other back-ends.
+METAWORLD_KEYS = ("pool", "decimate", "max_scenes")
+
+
+def env_from_config(env_cfg: Any, textures_cfg: Any = None, backend_cfg: Any = None) -> tuple[str, dict[str, Any]]:
+    """(name, options) for `make_env` / `VectorEnv` from the `env:`, `textures:` and a back-end's own section
+    (e.g. `rlbench:`). Works with plain dicts or OmegaConf nodes, so every entry point builds envs the same way."""
+    env = dict(env_cfg.items())
+    name = f"{env['backend']}/{env['task']}"
+    skip = RUNNER_KEYS if env["backend"] == "metaworld" else RUNNER_KEYS + METAWORLD_KEYS
+    options = {k: v for k, v in env.items() if k not in skip}
+    if textures_cfg is not None:
+        options["textures"] = dict(textures_cfg.items())
+    if backend_cfg is not None:
+        options.update(dict(backend_cfg.items()))
+    return name, options

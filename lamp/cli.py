@@ -143,6 +143,25 @@ def doctor(
     raise typer.Exit(code)
 
 
+textures_app = typer.Typer(help="Build texture banks for domain randomisation.", no_args_is_help=True)
+app.add_typer(textures_app, name="textures")
+
+
+@textures_app.command("from-videos")
+@user_errors
+def textures_from_videos(
+    video_dir: Annotated[Path, typer.Argument(help="Folder of videos (e.g. Ego4D clips).")],
+    out_dir: Annotated[Path, typer.Argument(help="Folder to write the PNG frames to (textures.dir).")],
+    every: Annotated[int, typer.Option(help="Keep every N-th frame.")] = 30,
+    size: Annotated[int, typer.Option(help="Side of the square PNGs in pixels.")] = 256,
+) -> None:
+    """Extract square frames from videos into a texture folder for `textures.dir`."""
+    from envs.textures import frames_from_videos
+
+    files = frames_from_videos(video_dir, out_dir, every=every, size=size)
+    out.print(f"wrote {len(files)} frames to {out_dir}", markup=False)
+
+
 def _split_configs(argv: Sequence[str]) -> list[str]:
     """Let `--configs a b` (DreamerV3 style) mean `--configs a --configs b`, which is what click understands."""
     result: list[str] = []
