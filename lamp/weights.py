@@ -1,7 +1,7 @@
 """Scorer weights on disk: cache directory, offline switch, atomic downloads with a recorded SHA-256.
 
 The official R3M checkpoints live on Google Drive (ids from facebookresearch/r3m). We download each once into
-`$LAMP_CACHE/r3m/<model>/model.pt`, write `model.pt.sha256` next to it, and verify that hash on every later load,
+`$LAMP_CACHE/r3m_50/model.pt` (r3m_34, r3m_18), write `model.pt.sha256` next to it, and verify that hash on every later load,
 so a truncated or swapped file is caught instead of silently scoring with the wrong network.
 """
 
@@ -23,6 +23,8 @@ R3M_DRIVE_IDS: dict[str, str] = {
     "resnet34": "15bXD3QRhspIRacOKyWPw5y2HpoWUCEnE",
     "resnet18": "1A1ic-p4KtYlKXdXHcV2QV0cUzI4kn0u-",
 }
+# Cache sub-folders, named like the original's ~/.r3m/<folder> (and `lamp doctor`'s check).
+R3M_FOLDERS: dict[str, str] = {"resnet50": "r3m_50", "resnet34": "r3m_34", "resnet18": "r3m_18"}
 # `confirm=t` skips Drive's "file too large to scan for viruses" interstitial page for the ~300 MB ResNet-50 file.
 DRIVE_URL = "https://drive.usercontent.google.com/download?id={id}&export=download&confirm=t"
 CHUNK = 1 << 20
@@ -33,7 +35,7 @@ URLOpener = Callable[[str], BinaryIO]
 
 def _default_opener(url: str) -> BinaryIO:
     request = urllib.request.Request(url, headers={"User-Agent": "lamp (python urllib)"})
-    return urllib.request.urlopen(request, timeout=60)  # noqa: S310 (https URL built from a fixed template)
+    return urllib.request.urlopen(request, timeout=60)
 
 
 url_opener: URLOpener = _default_opener
@@ -53,7 +55,7 @@ def offline() -> bool:
 def r3m_checkpoint_path(model: str) -> Path:
     """The cache location of an official R3M checkpoint (where a manually downloaded file must be placed)."""
     _check_model_id(model)
-    return cache_dir() / "r3m" / model / "model.pt"
+    return cache_dir() / R3M_FOLDERS[model] / "model.pt"
 
 
 def available_weights() -> dict[str, Path | None]:
@@ -127,7 +129,9 @@ def download(url: str, dest: Path, *, desc: str = "download", progress: bool = T
         try:
             response = url_opener(url)
         except OSError as err:  # URLError, HTTPError, socket errors all derive from OSError
-            raise UsageError(f"could not download {desc} from {url} ({err}); download it and place it at {dest}") from None
+            raise UsageError(
+                f"could not download {desc} from {url} ({err}); download it and place it at {dest}"
+            ) from None
         with response, os.fdopen(fd, "wb") as f:
             headers = getattr(response, "headers", None)
             ctype = (headers.get("Content-Type", "") if headers is not None else "") or ""

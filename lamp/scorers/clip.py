@@ -51,8 +51,14 @@ class ClipScorer(FrameScorer):
             model = CLIPModel.from_pretrained(name, local_files_only=weights.offline())
             tokenizer = CLIPTokenizer.from_pretrained(name, local_files_only=weights.offline())
         except Exception as err:  # hub/cache/format errors differ across transformers versions
-            why = "offline mode is on and it is not in the HF cache" if weights.offline() else str(err).splitlines()[0][:120]
-            raise UsageError(f"cannot load CLIP model '{name}' ({why}); run once online or set scorer.clip_model to a local folder") from None
+            why = (
+                "offline mode is on and it is not in the HF cache"
+                if weights.offline()
+                else str(err).splitlines()[0][:120]
+            )
+            raise UsageError(
+                f"cannot load CLIP model '{name}' ({why}); run once online or set scorer.clip_model to a local folder"
+            ) from None
         return cls(model, tokenizer, **kwargs)
 
     def _encode_images(self, images: torch.Tensor) -> torch.Tensor:

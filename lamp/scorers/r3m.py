@@ -74,9 +74,13 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as err:
         msg = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise UsageError(f"scorer checkpoint {path} is truncated or corrupt ({msg[:160]}); delete it and re-download") from None
+        raise UsageError(
+            f"scorer checkpoint {path} is truncated or corrupt ({msg[:160]}); delete it and re-download"
+        ) from None
     except Exception as err:  # weights_only refusals (pickled objects) raise UnpicklingError
-        raise UsageError(f"scorer checkpoint {path} cannot be loaded safely ({type(err).__name__}); expected a state dict") from None
+        raise UsageError(
+            f"scorer checkpoint {path} cannot be loaded safely ({type(err).__name__}); expected a state dict"
+        ) from None
     if not isinstance(blob, dict) or not isinstance(blob.get("r3m"), dict):
         keys = list(blob)[:5] if isinstance(blob, dict) else type(blob).__name__
         raise UsageError(f"scorer checkpoint {path} has no 'r3m' state dict (found {keys}); is it an R3M model.pt?")
@@ -94,7 +98,9 @@ def distilbert_config_from_state(state: dict[str, torch.Tensor]) -> Any:
         max_pos = state[p + "embeddings.position_embeddings.weight"].shape[0]
         hidden = state[p + "transformer.layer.0.ffn.lin1.weight"].shape[0]
     except KeyError as err:
-        raise UsageError(f"scorer checkpoint has no DistilBERT weights (missing {err.args[0]}); not a LAMP/R3M file") from None
+        raise UsageError(
+            f"scorer checkpoint has no DistilBERT weights (missing {err.args[0]}); not a LAMP/R3M file"
+        ) from None
     n_layers = len({k.split(".")[3] for k in state if k.startswith(p + "transformer.layer.")})
     return DistilBertConfig(
         vocab_size=vocab_size,
@@ -112,7 +118,9 @@ def load_strict(model: R3M, state: dict[str, torch.Tensor], source: str) -> None
     missing = [k for k in expected if k not in state and k not in TOLERATED_KEYS]
     unexpected = [k for k in state if k not in expected and k not in TOLERATED_KEYS]
     misshaped = [
-        f"{k} {list(state[k].shape)}!={list(v.shape)}" for k, v in expected.items() if k in state and state[k].shape != v.shape
+        f"{k} {list(state[k].shape)}!={list(v.shape)}"
+        for k, v in expected.items()
+        if k in state and state[k].shape != v.shape
     ]
     problems = []
     for label, items in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped)):
@@ -203,9 +211,13 @@ class R3MScorer(FrameScorer):
         state = read_checkpoint(path)
         found = infer_arch(state)
         if found is not None and found != model:
-            raise UsageError(f"scorer checkpoint {path} holds an R3M {found} but scorer.model is {model}; set scorer.model: {found}")
+            raise UsageError(
+                f"scorer checkpoint {path} holds an R3M {found} but scorer.model is {model}; set scorer.model: {found}"
+            )
         if "lang_rew.pred.0.weight" not in state:
-            raise UsageError(f"scorer checkpoint {path} has no language-reward head (lang_rew.*): upstream R3M strips it")
+            raise UsageError(
+                f"scorer checkpoint {path} has no language-reward head (lang_rew.*): upstream R3M strips it"
+            )
         hidden = state["lang_rew.pred.0.weight"].shape[0]
         r3m = R3M(model, distilbert_config_from_state(state), hidden_dim=hidden)
         load_strict(r3m, state, str(path))

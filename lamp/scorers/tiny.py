@@ -13,11 +13,7 @@ import torch
 
 from lamp.scorers.r3m import R3M
 
-TINY_WORDS = (
-    "[PAD] [UNK] [CLS] [SEP] [MASK] a the an of to up on in off pick place push pull open close lift move put take "
-    "red green blue yellow block cube cup drawer door lid button handle object bowl mug ball robot arm gripper table "
-    "left right top into from it ##s ##ing"
-).split()
+TINY_WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "the", "an", "of", "to", "up", "on", "in", "off", "pick", "place", "push", "pull", "open", "close", "lift", "move", "put", "take", "red", "green", "blue", "yellow", "block", "cube", "cup", "drawer", "door", "lid", "button", "handle", "object", "bowl", "mug", "ball", "robot", "arm", "gripper", "table", "left", "right", "top", "into", "from", "it", "##s", "##ing"]
 
 
 def write_vocab(folder: str | Path, words: tuple[str, ...] = TINY_WORDS) -> Path:
