@@ -1,8 +1,8 @@
 """Scorer weights on disk: cache directory, offline switch, atomic downloads with a recorded SHA-256.
 
 The official R3M checkpoints live on Google Drive (ids from facebookresearch/r3m). We download each once into
-`$LAMP_CACHE/r3m_50/model.pt` (r3m_34, r3m_18), write `model.pt.sha256` next to it, and verify that hash on every later load,
-so a truncated or swapped file is caught instead of silently scoring with the wrong network.
+`$LAMP_CACHE/r3m_50/model.pt` (r3m_34, r3m_18), write `model.pt.sha256` next to it, and verify that hash on every
+later load, so a truncated or swapped file is caught instead of silently scoring with the wrong network.
 """
 
 from __future__ import annotations
