@@ -101,7 +101,7 @@ def distilbert_config_from_state(state: dict[str, torch.Tensor]) -> Any:
         raise UsageError(
             f"scorer checkpoint has no DistilBERT weights (missing {err.args[0]}); not a LAMP/R3M file"
         ) from None
-    n_layers = len({k.split(".")[3] for k in state if k.startswith(p + "transformer.layer.")})
+    n_layers = len({k.split(".")[4] for k in state if k.startswith(p + "transformer.layer.")})
     return DistilBertConfig(
         vocab_size=vocab_size,
         dim=dim,
