@@ -32,10 +32,10 @@ __all__ = [
 DEFAULTS: dict[str, Any] = {
     "kind": "r3m",  # r3m | clip
     "model": "resnet50",  # resnet50 | resnet34 | resnet18 (official R3M weights, downloaded once)
-    "checkpoint": None,  # local official-format model.pt instead of the download
+    "checkpoint": "",  # local official-format model.pt instead of the download ("" = download `model`)
     "tokenizer": "distilbert-base-uncased",  # HF id or a folder with vocab.txt
     "device": "cpu",  # cpu | cuda | cuda:1 | auto
-    "resize": None,  # None = feed frames as they are (faithful); 224 = resize first
+    "resize": 0,  # 0 = feed frames as they are (faithful); 224 = resize first
     "pooling": "masked_mean",  # masked_mean (batch-independent) | r3m (original unmasked mean incl. [PAD])
     "standardize": False,  # per-prompt running standardisation of rewards
     "batch_size": 64,
@@ -48,7 +48,7 @@ DEFAULTS: dict[str, Any] = {
 
 def make_scorer(config: Mapping[str, Any] | None = None, **overrides: Any) -> FrameScorer:
     """Build the scorer named by `config["kind"]` (unknown keys are an error, so typos do not pass silently)."""
-    cfg = {**DEFAULTS, **dict(config or {}), **overrides}
+    cfg = {**DEFAULTS, **{str(k): v for k, v in dict(config or {}).items()}, **overrides}
     unknown = sorted(set(cfg) - set(DEFAULTS))
     if unknown:
         raise UsageError(f"unknown scorer config key(s) {', '.join(unknown)}; valid keys: {', '.join(DEFAULTS)}")
@@ -63,11 +63,11 @@ def make_scorer(config: Mapping[str, Any] | None = None, **overrides: Any) -> Fr
         from lamp.scorers.r3m import R3MScorer
 
         return R3MScorer.from_checkpoint(
-            cfg["checkpoint"],
+            cfg["checkpoint"] or None,
             model=cfg["model"],
             tokenizer=cfg["tokenizer"],
             pooling=cfg["pooling"],
-            resize=cfg["resize"],
+            resize=cfg["resize"] or None,
             **common,
         )
     if cfg["kind"] == "clip":
