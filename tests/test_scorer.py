@@ -311,3 +311,10 @@ def test_tiny_config_round_trips_through_shape_inference() -> None:
     inferred = distilbert_config_from_state(dict(model.state_dict()))
     for key in ("vocab_size", "dim", "n_layers", "n_heads", "hidden_dim", "max_position_embeddings"):
         assert getattr(inferred, key) == getattr(config, key)
+
+
+def test_defaults_mirror_the_scorer_section_of_configs_yaml() -> None:
+    from lamp.config import defaults
+    from lamp.scorers import DEFAULTS
+
+    assert dict(defaults().scorer) == DEFAULTS
