@@ -318,3 +318,27 @@ def test_defaults_mirror_the_scorer_section_of_configs_yaml() -> None:
     from lamp.scorers import DEFAULTS
 
     assert dict(defaults().scorer) == DEFAULTS
+
+
+def test_official_resnet50_shapes_infer_distilbert_base_and_match_reference_keys() -> None:
+    """Full-size R3M-50 built on the meta device (no memory, no download): the key names and shapes of §2.2."""
+    from transformers import DistilBertConfig
+
+    from lamp.scorers.r3m import R3M, distilbert_config_from_state
+
+    with torch.device("meta"):
+        full = R3M("resnet50", DistilBertConfig(), hidden_dim=1024)
+    state = dict(full.state_dict())
+    inferred = distilbert_config_from_state(state)
+    base = DistilBertConfig()  # == distilbert-base-uncased
+    for key in ("vocab_size", "dim", "n_layers", "n_heads", "hidden_dim", "max_position_embeddings"):
+        assert getattr(inferred, key) == getattr(base, key)
+    shapes = {k: list(v.shape) for k, v in state.items()}
+    assert shapes["convnet.conv1.weight"] == [64, 3, 7, 7]
+    assert shapes["lang_enc.model.embeddings.word_embeddings.weight"] == [30522, 768]
+    assert shapes["lang_enc.model.transformer.layer.5.attention.out_lin.weight"] == [768, 768]
+    assert shapes["lang_enc.model.transformer.layer.0.ffn.lin1.weight"] == [3072, 768]
+    assert shapes["lang_enc.model.transformer.layer.0.sa_layer_norm.weight"] == [768]
+    assert shapes["lang_enc.model.transformer.layer.0.output_layer_norm.bias"] == [768]
+    assert shapes["lang_rew.pred.0.weight"] == [1024, 4864] and shapes["lang_rew.pred.8.weight"] == [1, 1024]
+    assert "convnet.bn1.num_batches_tracked" in state
