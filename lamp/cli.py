@@ -142,7 +142,7 @@ def score(
     csv_path, png_path = write_outputs(rewards, prompts, out_dir, title)
     for i, p in enumerate(prompts):
         r = rewards[:, i]
-        out.print(f"{p!r}: first {r[0]:.3f}  last {r[-1]:.3f}  min {r.min():.3f}  max {r.max():.3f}", markup=False)
+        out.print(f"{p!r}: first {r[0]:.4g}  last {r[-1]:.4g}  min {r.min():.4g}  max {r.max():.4g}", markup=False)
     out.print(f"wrote {csv_path} and {png_path}", markup=False)
 
 
