@@ -150,10 +150,9 @@ class FrameScorer:
     def _chunks(self, frames: np.ndarray) -> Iterator[torch.Tensor]:
         for start in range(0, len(frames), self.batch_size):
             x = torch.from_numpy(np.ascontiguousarray(frames[start : start + self.batch_size])).to(self.device)
-            x = x.permute(0, 3, 1, 2).float().div_(255.0)
-            if self.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            yield x
+            # HWC -> CHW as a view; materialise the layout the convolutions were set up for (NHWC or NCHW)
+            fmt = torch.channels_last if self.channels_last else torch.contiguous_format
+            yield x.permute(0, 3, 1, 2).float().div_(255.0).contiguous(memory_format=fmt)
 
     def embed_frames(self, frames: np.ndarray) -> torch.Tensor:
         """uint8 frames [N,H,W,3] -> fp32 embeddings [N,D], encoded in chunks of `batch_size`."""
