@@ -149,9 +149,12 @@ def test_upstream_checkpoint_without_language_head_is_refused(tiny: dict, tmp_pa
         R3MScorer.from_checkpoint(path, model="resnet18", tokenizer=str(tiny["vocab"]))
 
 
-def test_tokenizer_folder_without_vocab(tiny: dict, tmp_path: Path) -> None:
+def test_tokenizer_folder_without_vocab_or_with_the_wrong_vocab(tiny: dict, tmp_path: Path) -> None:
     with pytest.raises(UsageError, match=r"has no vocab\.txt"):
         R3MScorer.from_checkpoint(tiny["ckpt"], model="resnet18", tokenizer=str(tmp_path))
+    write_vocab(tmp_path / "short", ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "pick"))
+    with pytest.raises(UsageError, match="tokens but the checkpoint's DistilBERT embeds 52"):
+        R3MScorer.from_checkpoint(tiny["ckpt"], model="resnet18", tokenizer=str(tmp_path / "short"))
 
 
 # --- the reward itself -----------------------------------------------------------------------------------------

@@ -59,6 +59,11 @@ class ClipScorer(FrameScorer):
             raise UsageError(
                 f"cannot load CLIP model '{name}' ({why}); run once online or set scorer.clip_model to a local folder"
             ) from None
+        if len(tokenizer) != model.config.text_config.vocab_size:  # transformers may build an empty one silently
+            raise UsageError(
+                f"the tokenizer found for CLIP model '{name}' has {len(tokenizer)} tokens but the model embeds "
+                f"{model.config.text_config.vocab_size}; its tokenizer files are missing or incomplete"
+            )
         return cls(model, tokenizer, **kwargs)
 
     def _encode_images(self, images: torch.Tensor) -> torch.Tensor:

@@ -180,8 +180,11 @@ class R3MScorer(FrameScorer):
         if resize is not None and int(resize) < 32:
             raise UsageError(f"scorer.resize must be null or a size >= 32 (e.g. 224), got {resize}")
         vocab = model.lang_enc.model.config.vocab_size
-        if len(tokenizer) > vocab:
-            raise UsageError(f"tokenizer has {len(tokenizer)} tokens but the checkpoint's DistilBERT has {vocab}")
+        if len(tokenizer) != vocab:  # e.g. a cased vocab (28996) with the uncased checkpoint (30522)
+            raise UsageError(
+                f"scorer.tokenizer has {len(tokenizer)} tokens but the checkpoint's DistilBERT embeds {vocab}; "
+                "use the distilbert-base-uncased vocab.txt"
+            )
         self.model = model.eval().requires_grad_(False).to(self.device)
         if self.channels_last:
             self.model.convnet.to(memory_format=torch.channels_last)
