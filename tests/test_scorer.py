@@ -74,6 +74,8 @@ def test_language_reward_head_sizes_match_reference(im_dim: int, n_params: int) 
 
 def test_round_trip_load_is_exact_and_frozen(tiny: dict) -> None:
     s = scorer(tiny)
+    ids = s.tokenizer("Pick up the RED block")["input_ids"]  # lower-cased WordPiece over the real vocab
+    assert s.tokenizer.unk_token_id not in ids and len(ids) == 7
     original = tiny["model"].state_dict()
     loaded = s.model.state_dict()
     assert original.keys() == loaded.keys()

@@ -21,7 +21,8 @@ def parts(tmp_path_factory: pytest.TempPathFactory) -> tuple:
 
     # A WordPiece tokenizer stands in for CLIP's BPE: the scorer only needs ids + mask ending in the EOS id.
     vocab = write_vocab(tmp_path_factory.mktemp("clip_tok"))
-    tokenizer = DistilBertTokenizer(vocab_file=str(vocab / "vocab.txt"))
+    tokenizer = DistilBertTokenizer.from_pretrained(str(vocab))
+    assert tokenizer.unk_token_id not in tokenizer(PROMPT)["input_ids"]
     text = {"vocab_size": len(TINY_WORDS), "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
             "num_attention_heads": 2, "max_position_embeddings": 32, "pad_token_id": 0, "bos_token_id": 2,
             "eos_token_id": tokenizer.sep_token_id}  # fmt: skip

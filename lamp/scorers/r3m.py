@@ -152,7 +152,9 @@ def load_tokenizer(name_or_path: str) -> Any:
                 f"cannot get the DistilBERT tokenizer vocab for '{name_or_path}' ({why}); run once online or set "
                 f"scorer.tokenizer to a folder containing vocab.txt"
             ) from None
-    return DistilBertTokenizer(vocab_file=str(path), do_lower_case=True)
+    # from_pretrained(folder) reads vocab.txt in transformers 4.x and 5.x alike (the constructor's argument name
+    # changed between them, and 5.x silently builds an empty vocabulary from an unknown keyword).
+    return DistilBertTokenizer.from_pretrained(str(path.parent), do_lower_case=True, local_files_only=True)
 
 
 class R3MScorer(FrameScorer):
