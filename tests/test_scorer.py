@@ -249,12 +249,14 @@ def test_resize_option_changes_input_size(tiny: dict) -> None:
 
 
 def test_bf16_and_channels_last_stay_close_to_fp32(tiny: dict) -> None:
-    episode = frames(4, seed=5)
+    episode = frames(8, seed=5)
     ref = scorer(tiny).score_episode(episode, PROMPTS[0])
     cl = scorer(tiny, channels_last=True).score_episode(episode, PROMPTS[0])
     np.testing.assert_allclose(cl, ref, rtol=1e-4, atol=1e-5)
     bf16 = scorer(tiny, precision="bf16").score_episode(episode, PROMPTS[0])
     np.testing.assert_allclose(bf16, ref, atol=0.05 * max(1.0, float(np.abs(ref).max())))
+    # the reward head stays fp32, so bf16 keeps the small frame-to-frame changes instead of rounding them away
+    assert np.ptp(bf16) > 0 and np.corrcoef(bf16, ref)[0, 1] > 0.8
 
 
 def test_standardize_is_per_prompt_and_running(tiny: dict) -> None:
