@@ -94,9 +94,11 @@ def _atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
-def verify_sha256(path: Path) -> str:
+def verify_sha256(path: Path, *, record_if_missing: bool = True) -> str:
     """Check `path` against its recorded `<path>.sha256`; record it when none exists yet. Returns the hash."""
     record = path.with_name(path.name + ".sha256")
+    if not record_if_missing and not record.is_file():
+        return ""
     actual = sha256_file(path)
     if record.is_file():
         fields = record.read_text().split()

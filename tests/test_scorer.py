@@ -118,6 +118,15 @@ def test_strict_load_names_the_bad_keys(tiny: dict, tmp_path: Path, edit, expect
     assert "\n" not in str(info.value)
 
 
+def test_local_checkpoint_is_verified_only_when_a_hash_sits_next_to_it(tiny: dict, tmp_path: Path) -> None:
+    path = save_official(tiny["model"], tmp_path / "model.pt")
+    R3MScorer.from_checkpoint(path, model="resnet18", tokenizer=str(tiny["vocab"]))
+    assert not (tmp_path / "model.pt.sha256").exists()  # nothing written next to a user's file
+    (tmp_path / "model.pt.sha256").write_text("0" * 64 + "  model.pt\n")
+    with pytest.raises(UsageError, match="checksum mismatch"):
+        R3MScorer.from_checkpoint(path, model="resnet18", tokenizer=str(tiny["vocab"]))
+
+
 def test_wrong_architecture_is_named(tiny: dict) -> None:
     with pytest.raises(
         UsageError, match="holds an R3M resnet18 but scorer\\.model is resnet50; set scorer\\.model: resnet18"

@@ -211,8 +211,10 @@ class R3MScorer(FrameScorer):
             raise UsageError(f"unknown scorer.model '{model}'; valid ids: {', '.join(ARCHS)}")
         if checkpoint is None:
             path = weights.ensure_r3m_checkpoint(model, progress=progress)
-        else:
+        else:  # a user's own file: verified only if a `model.pt.sha256` sits next to it (we never write there)
             path = Path(checkpoint).expanduser()
+            if path.is_file():
+                weights.verify_sha256(path, record_if_missing=False)
         state = read_checkpoint(path)
         found = infer_arch(state)
         if found is not None and found != model:
