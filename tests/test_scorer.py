@@ -358,3 +358,20 @@ def test_official_resnet50_shapes_infer_distilbert_base_and_match_reference_keys
     assert shapes["lang_enc.model.transformer.layer.0.output_layer_norm.bias"] == [768]
     assert shapes["lang_rew.pred.0.weight"] == [1024, 4864] and shapes["lang_rew.pred.8.weight"] == [1, 1024]
     assert "convnet.bn1.num_batches_tracked" in state
+
+
+def test_step_scorer_for_vector_envs_matches_episode_scoring(tiny: dict) -> None:
+    from lamp.scorers import StepScorer
+
+    s = scorer(tiny)
+    episodes = [frames(5, seed=10), frames(5, seed=11)]
+    expected = s.score_episodes(episodes, PROMPTS[:2])
+    stepper = StepScorer(s, num_envs=2)
+    with pytest.raises(UsageError, match="before every env was reset"):
+        stepper.step(np.stack([episodes[0][0], episodes[1][0]]))
+    first = stepper.reset([0, 1], np.stack([episodes[0][0], episodes[1][0]]), PROMPTS[:2])
+    got = [first] + [stepper.step(np.stack([episodes[0][t], episodes[1][t]])) for t in range(1, 5)]
+    np.testing.assert_allclose(np.stack(got, axis=1), np.stack(expected), rtol=1e-4, atol=1e-5)
+    stepper.reset([1], episodes[0][:1], [PROMPTS[0]])  # env 1 starts a new episode; env 0 keeps its e0
+    r = stepper.step(np.stack([episodes[0][2], episodes[0][2]]))
+    np.testing.assert_allclose(r, [expected[0][2], expected[0][2]], rtol=1e-4, atol=1e-5)

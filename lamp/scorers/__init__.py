@@ -6,6 +6,7 @@ Every scorer has the same interface:
   score_embeddings(e0, et, prompts) -> Tensor[N]                step-wise scoring with cached initial frames
   score_episode(uint8 [T+1,H,W,3], prompt) -> float32 [T+1]      frame 0 is the episode's initial frame
   score_episodes(list of episodes, prompts) -> list of arrays    all frames batched together
+StepScorer(scorer, num_envs).reset(ids, frames0, prompts) / .step(frames) gives per-step rewards for vector envs.
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from lamp.errors import UsageError
-from lamp.scorers.base import FrameScorer, RunningStandardizer, check_frames, check_prompts
+from lamp.scorers.base import FrameScorer, RunningStandardizer, StepScorer, check_frames, check_prompts
 from lamp.weights import available_weights, cache_dir
 
 __all__ = [
     "DEFAULTS",
     "FrameScorer",
     "RunningStandardizer",
+    "StepScorer",
     "available_weights",
     "cache_dir",
     "check_frames",

@@ -217,3 +217,41 @@ def resolve_device(device: str | torch.device) -> str:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise UsageError(f"scorer.device is {name!r} but CUDA is not available; set scorer.device: cpu")
     return name
+
+
+class StepScorer:
+    """Per-step rewards for N vector envs: each env's initial frame is embedded once, at its reset.
+
+    For drivers that want rewards as steps happen (the original relabelled whole episodes; `score_episodes` does that).
+    Standardisation, if enabled on the scorer, is left to episode-level relabelling so both paths agree.
+    """
+
+    def __init__(self, scorer: FrameScorer, num_envs: int) -> None:
+        self.scorer = scorer
+        self.num_envs = int(num_envs)
+        self.e0: torch.Tensor | None = None
+        self.prompts: list[str | None] = [None] * self.num_envs
+
+    def reset(self, env_ids: Sequence[int], frames: np.ndarray, prompts: Sequence[str]) -> np.ndarray:
+        """Start episodes in `env_ids` with initial `frames` [k,H,W,3]; returns their t=0 rewards G(e0, e0, l)."""
+        prompts = check_prompts(prompts)
+        ids = list(env_ids)
+        if not (len(ids) == len(frames) == len(prompts)) or any(not 0 <= i < self.num_envs for i in ids):
+            raise UsageError(f"reset needs one frame and prompt per env id in 0..{self.num_envs - 1}, got ids {ids}")
+        emb = self.scorer.embed_frames(frames)
+        if self.e0 is None:
+            self.e0 = torch.zeros(self.num_envs, emb.shape[1], device=emb.device)
+        self.e0[ids] = emb
+        for i, p in zip(ids, prompts, strict=True):
+            self.prompts[i] = p
+        return self.scorer.score_embeddings(emb, emb, prompts).cpu().numpy().astype(np.float32)
+
+    def step(self, frames: np.ndarray) -> np.ndarray:
+        """Rewards [N] for the current frames of all N envs (one batched encoder pass)."""
+        if self.e0 is None or any(p is None for p in self.prompts):
+            raise UsageError("StepScorer.step called before every env was reset with its initial frame and prompt")
+        if len(frames) != self.num_envs:
+            raise UsageError(f"step needs one frame per env ({self.num_envs}), got {len(frames)}")
+        et = self.scorer.embed_frames(frames)
+        prompts = [p for p in self.prompts if p is not None]
+        return self.scorer.score_embeddings(self.e0, et, prompts).cpu().numpy().astype(np.float32)
