@@ -115,11 +115,35 @@ def ablate(ctx: typer.Context) -> None:
     not_implemented("ablate", "issue #6, workflows")
 
 
-@app.command(context_settings=CONFIG_CONTEXT)
+@app.command(context_settings=CONFIG_CONTEXT, epilog=CONFIG_EPILOG)
 @user_errors
-def score(ctx: typer.Context) -> None:
-    """Score a video or frame folder against prompts with the frozen video-language scorer."""
-    not_implemented("score", "issue #4, scorer")
+def score(
+    ctx: typer.Context,
+    source: Annotated[Path, typer.Argument(help="Video file, folder of frames, or .npz episode (frame 0 = initial).")],
+    prompt: Annotated[list[str], typer.Option("--prompt", "-p", help="Prompt to score against (repeatable).")],
+    out_dir: Annotated[Path, typer.Option("--out", metavar="DIR", help="Folder for rewards.csv and rewards.png.")],
+    key: Annotated[
+        str | None, typer.Option("--key", help="Array name inside an .npz episode (default: image).")
+    ] = None,
+    configs: ConfigsOpt = None,
+    config_file: ConfigFileOpt = None,
+) -> None:
+    """Score a video or frame folder against prompts with the frozen video-language scorer (CSV + PNG)."""
+    from lamp.config import build_config
+    from lamp.scorers import check_prompts, make_scorer
+    from lamp.scorers.score_tool import load_frames, score_frames, write_outputs
+
+    cfg = build_config(configs or [], config_file, ctx.args)
+    prompts = check_prompts(prompt)
+    frames = load_frames(source, key)  # bad input fails here, before weights load or anything is written
+    scorer = make_scorer(dict(cfg.scorer))
+    rewards = score_frames(scorer, frames, prompts)
+    title = f"{source.name}: {scorer.kind} rewards, {len(frames)} frames"
+    csv_path, png_path = write_outputs(rewards, prompts, out_dir, title)
+    for i, p in enumerate(prompts):
+        r = rewards[:, i]
+        out.print(f"{p!r}: first {r[0]:.4g}  last {r[-1]:.4g}  min {r.min():.4g}  max {r.max():.4g}", markup=False)
+    out.print(f"wrote {csv_path} and {png_path}", markup=False)
 
 
 @app.command()

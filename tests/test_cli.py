@@ -65,7 +65,7 @@ def test_malformed_config_file(tmp_path: Path) -> None:
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("command", ["finetune", "eval", "ablate", "score"])
+@pytest.mark.parametrize("command", ["finetune", "eval", "ablate"])
 def test_unlanded_commands_say_not_implemented(command: str) -> None:
     result = run([command])
     assert result.exit_code == 2
