@@ -26,7 +26,6 @@ GL_APT = {
     "egl": "apt-get install libegl1 libopengl0 libgl1-mesa-dri",
     "osmesa": "apt-get install libosmesa6",
 }
-R3M_FOLDERS = {"resnet50": "r3m_50", "resnet34": "r3m_34", "resnet18": "r3m_18"}
 
 
 @dataclass
@@ -41,11 +40,6 @@ class Check:
     def line(self) -> str:
         fix = f" -> fix: {self.fix}" if self.fix and self.status != "OK" else ""
         return f"{self.status:<5} {self.name:<22} {self.detail}{fix}"
-
-
-def cache_dir() -> Path:
-    """Where lamp keeps downloaded weights and built texture banks: $LAMP_CACHE, default ~/.cache/lamp."""
-    return Path(os.environ.get("LAMP_CACHE", "~/.cache/lamp")).expanduser()
 
 
 def _version_tuple(version: str) -> tuple[int, ...]:
@@ -158,6 +152,8 @@ def check_transformers() -> Check:
 
 def check_weights() -> Check:
     """The cache folder must be writable; weights that are absent are a NOTE (they download on first use)."""
+    from lamp.weights import available_weights, cache_dir, r3m_checkpoint_path
+
     root = cache_dir()
     try:
         root.mkdir(parents=True, exist_ok=True)
@@ -166,14 +162,14 @@ def check_weights() -> Check:
         writable = False
     if not writable:
         return Check("weights cache", "FAIL", f"{root} is not writable", "set LAMP_CACHE to a writable folder")
-    present = [name for name, folder in R3M_FOLDERS.items() if (root / folder / "model.pt").is_file()]
+    present = [name for name, path in available_weights().items() if path is not None]
     if present:
         return Check("weights cache", "OK", f"{root}; R3M weights present: {', '.join(present)}")
     return Check(
         "weights cache",
         "NOTE",
         f"{root}; no R3M weights yet (downloaded on first real run)",
-        f"offline: place model.pt under {root}/r3m_50/",
+        f"offline: place the official model.pt at {r3m_checkpoint_path('resnet50')}",
     )
 
 

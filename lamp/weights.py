@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
+from lamp.atomic import atomic_path, atomic_write_bytes
 from lamp.errors import UsageError
 
 # Official R3M checkpoints (model.pt): Google-Drive file ids, same as upstream facebookresearch/r3m `load_r3m`.
@@ -81,19 +81,6 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def verify_sha256(path: Path, *, record_if_missing: bool = True) -> str:
     """Check `path` against its recorded `<path>.sha256`; record it when none exists yet. Returns the hash."""
     record = path.with_name(path.name + ".sha256")
@@ -109,7 +96,7 @@ def verify_sha256(path: Path, *, record_if_missing: bool = True) -> str:
                 f"delete {path} and {record.name} to download it again"
             )
     else:
-        _atomic_write_text(record, f"{actual}  {path.name}\n")
+        atomic_write_bytes(record, f"{actual}  {path.name}\n".encode())
     return actual
 
 
@@ -123,18 +110,15 @@ def download(url: str, dest: Path, *, desc: str = "download", progress: bool = T
         raise UsageError(f"offline (LAMP_OFFLINE/HF_HUB_OFFLINE set): cannot download {desc}; place the file at {dest}")
     from tqdm.auto import tqdm
 
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    tmp = Path(tmp_name)
     digest = hashlib.sha256()
-    try:
+    with atomic_path(dest) as tmp:  # fsync + rename on success; the temp file is removed on any error
         try:
             response = url_opener(url)
         except OSError as err:  # URLError, HTTPError, socket errors all derive from OSError
             raise UsageError(
                 f"could not download {desc} from {url} ({err}); download it and place it at {dest}"
             ) from None
-        with response, os.fdopen(fd, "wb") as f:
+        with response, open(tmp, "wb") as f:
             headers = getattr(response, "headers", None)
             ctype = (headers.get("Content-Type", "") if headers is not None else "") or ""
             if ctype.startswith("text/html"):
@@ -152,14 +136,8 @@ def download(url: str, dest: Path, *, desc: str = "download", progress: bool = T
                     bar.update(len(block))
             if total and received != total:
                 raise UsageError(f"download of {desc} was truncated ({received} of {total} bytes); run again")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     hexdigest = digest.hexdigest()
-    _atomic_write_text(dest.with_name(dest.name + ".sha256"), f"{hexdigest}  {dest.name}\n")
+    atomic_write_bytes(dest.with_name(dest.name + ".sha256"), f"{hexdigest}  {dest.name}\n".encode())
     return hexdigest
 
 
