@@ -1,0 +1,118 @@
+"""DreamerV3 actor-critic learned in imagination: λ-returns, percentile return normalisation, slow critic."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from lamp.agent.nets import MLP, BoundedNormal, TwoHot
+
+
+def lambda_return(
+    reward: torch.Tensor, cont: torch.Tensor, value: torch.Tensor, discount: float, lam: float
+) -> torch.Tensor:
+    """λ-returns R_t = r_t + γ c_t ((1−λ) v_{t+1} + λ R_{t+1}), bootstrapped with R_H = v_H.
+
+    reward[:, t] and cont[:, t] belong to the transition t -> t+1; value has one more step than reward.
+    """
+    horizon = reward.shape[1]
+    returns = []
+    last = value[:, -1]
+    for t in reversed(range(horizon)):
+        last = reward[:, t] + discount * cont[:, t] * ((1 - lam) * value[:, t + 1] + lam * last)
+        returns.append(last)
+    return torch.stack(returns[::-1], 1)
+
+
+class ReturnNorm(nn.Module):
+    """EMA of the 5th and 95th return percentiles; returns are divided by max(1, P95 − P5) (DreamerV3)."""
+
+    def __init__(self, decay: float = 0.99, lo: float = 0.05, hi: float = 0.95) -> None:
+        super().__init__()
+        self.decay, self.quantiles = decay, torch.tensor([lo, hi])
+        self.register_buffer("low", torch.zeros(()))
+        self.register_buffer("high", torch.zeros(()))
+
+    @torch.no_grad()
+    def update(self, returns: torch.Tensor) -> None:
+        q = torch.quantile(returns.detach().float().flatten(), self.quantiles.to(returns.device))
+        self.low.mul_(self.decay).add_((1 - self.decay) * q[0])
+        self.high.mul_(self.decay).add_((1 - self.decay) * q[1])
+
+    def scale(self) -> torch.Tensor:
+        return torch.clamp(self.high - self.low, min=1.0)
+
+
+class StreamNorm(nn.Module):
+    """Divides a reward stream by the EMA of its mean magnitude so blended terms are on a comparable scale."""
+
+    def __init__(self, decay: float = 0.99, eps: float = 1e-8) -> None:
+        super().__init__()
+        self.decay, self.eps = decay, eps
+        self.register_buffer("magnitude", torch.ones(()))
+
+    def forward(self, x: torch.Tensor, update: bool = True) -> torch.Tensor:
+        if update:
+            with torch.no_grad():
+                self.magnitude.mul_(self.decay).add_((1 - self.decay) * x.detach().abs().mean().float())
+        return x / (self.magnitude + self.eps)
+
+
+class ActorCritic(nn.Module):
+    """Actor (bounded normal) and two-hot critic with an EMA slow critic used as a regulariser."""
+
+    def __init__(self, cfg, feat_dim: int) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.actor = MLP(feat_dim, cfg.units, cfg.layers, out=2 * cfg.action_dim, norm=cfg.norm)
+        with torch.no_grad():  # small initial outputs (DreamerV3 policy outscale 0.01)
+            self.actor.out.weight.mul_(0.01)
+            self.actor.out.bias.zero_()
+        self.critic = MLP(feat_dim, cfg.units, cfg.layers, out=cfg.bins, norm=cfg.norm, zero_out=True)
+        self.slow_critic = copy.deepcopy(self.critic).requires_grad_(False)
+        self.twohot = TwoHot(cfg.bins)
+        self.retnorm = ReturnNorm(cfg.retnorm_decay, cfg.retnorm_lo, cfg.retnorm_hi)
+
+    def dist(self, inp: torch.Tensor) -> BoundedNormal:
+        return BoundedNormal(self.actor(inp), self.cfg.min_std, self.cfg.max_std)
+
+    def value(self, inp: torch.Tensor) -> torch.Tensor:
+        return self.twohot.mean(self.critic(inp))
+
+    @torch.no_grad()
+    def update_slow_critic(self) -> None:
+        fraction = self.cfg.slow_critic_fraction
+        for slow, fast in zip(self.slow_critic.parameters(), self.critic.parameters(), strict=True):
+            slow.lerp_(fast, fraction)
+
+    def loss(
+        self, inp: torch.Tensor, action: torch.Tensor, reward: torch.Tensor, cont: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """Actor and critic losses for an imagined trajectory.
+
+        inp: (N, H+1, F) actor/critic inputs (detached for REINFORCE); action: (N, H+1, A) actions taken there;
+        reward: (N, H) for t -> t+1; cont: (N, H+1) continue flags, cont[:, 0] from the data.
+        """
+        cfg = self.cfg
+        value = self.value(inp.detach()).detach()
+        ret = lambda_return(reward, cont[:, 1:], value, cfg.discount, cfg.lam)
+        # weight of step t: probability the imagined episode is still running there
+        weight = torch.cumprod(torch.cat([cont[:, :1], cfg.discount * cont[:, 1:-1]], 1), 1).detach()
+        self.retnorm.update(ret)
+        scale = self.retnorm.scale()
+        dist = self.dist(inp[:, :-1])
+        entropy = dist.entropy()
+        if cfg.actor_grad == "reinforce":
+            advantage = ((ret - value[:, :-1]) / scale).detach()
+            objective = dist.log_prob(action[:, :-1].detach()) * advantage
+        else:  # backprop through the dynamics: the return itself carries the gradient
+            objective = (ret - self.retnorm.low) / scale
+        actor_loss = -(weight * (objective + cfg.actent * entropy)).mean()
+        logits = self.critic(inp[:, :-1].detach())
+        slow_value = self.twohot.mean(self.slow_critic(inp[:, :-1].detach())).detach()
+        critic_loss = self.twohot.loss(logits, ret.detach()) + cfg.slowreg * self.twohot.loss(logits, slow_value)
+        critic_loss = (weight * critic_loss).mean()
+        metrics = {"return": ret.mean(), "entropy": entropy.mean(), "retnorm_scale": scale}
+        return actor_loss, critic_loss, metrics
