@@ -11,7 +11,11 @@ from lamp.agent.nets import MLP, BoundedNormal, TwoHot
 
 
 def lambda_return(
-    reward: torch.Tensor, cont: torch.Tensor, value: torch.Tensor, discount: float, lam: float
+    reward: torch.Tensor,
+    cont: torch.Tensor,
+    value: torch.Tensor,
+    discount: float,
+    lam: float,
 ) -> torch.Tensor:
     """λ-returns R_t = r_t + γ c_t ((1−λ) v_{t+1} + λ R_{t+1}), bootstrapped with R_H = v_H.
 
@@ -88,15 +92,20 @@ class ActorCritic(nn.Module):
             slow.lerp_(fast, fraction)
 
     def loss(
-        self, inp: torch.Tensor, action: torch.Tensor, reward: torch.Tensor, cont: torch.Tensor
+        self,
+        inp: torch.Tensor,
+        action: torch.Tensor,
+        reward: torch.Tensor,
+        cont: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         """Actor and critic losses for an imagined trajectory.
 
-        inp: (N, H+1, F) actor/critic inputs (detached for REINFORCE); action: (N, H+1, A) actions taken there;
+        inp: (N, H+1, F) detached actor/critic inputs; action: (N, H+1, A) actions taken there;
         reward: (N, H) for t -> t+1; cont: (N, H+1) continue flags, cont[:, 0] from the data.
         """
         cfg = self.cfg
-        value = self.value(inp.detach()).detach()
+        inp = inp.detach()
+        value = self.value(inp).detach()
         ret = lambda_return(reward, cont[:, 1:], value, cfg.discount, cfg.lam)
         # weight of step t: probability the imagined episode is still running there
         weight = torch.cumprod(torch.cat([cont[:, :1], cfg.discount * cont[:, 1:-1]], 1), 1).detach()
@@ -104,15 +113,17 @@ class ActorCritic(nn.Module):
         scale = self.retnorm.scale()
         dist = self.dist(inp[:, :-1])
         entropy = dist.entropy()
-        if cfg.actor_grad == "reinforce":
-            advantage = ((ret - value[:, :-1]) / scale).detach()
-            objective = dist.log_prob(action[:, :-1].detach()) * advantage
-        else:  # backprop through the dynamics: the return itself carries the gradient
-            objective = (ret - self.retnorm.low) / scale
+        # REINFORCE with the normalised advantage, as DreamerV3 does for all action spaces
+        advantage = ((ret - value[:, :-1]) / scale).detach()
+        objective = dist.log_prob(action[:, :-1].detach()) * advantage
         actor_loss = -(weight * (objective + cfg.actent * entropy)).mean()
         logits = self.critic(inp[:, :-1].detach())
         slow_value = self.twohot.mean(self.slow_critic(inp[:, :-1].detach())).detach()
         critic_loss = self.twohot.loss(logits, ret.detach()) + cfg.slowreg * self.twohot.loss(logits, slow_value)
         critic_loss = (weight * critic_loss).mean()
-        metrics = {"return": ret.mean(), "entropy": entropy.mean(), "retnorm_scale": scale}
+        metrics = {
+            "return": ret.mean(),
+            "entropy": entropy.mean(),
+            "retnorm_scale": scale,
+        }
         return actor_loss, critic_loss, metrics

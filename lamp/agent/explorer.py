@@ -6,6 +6,7 @@ is a few large matmuls instead of K small ones in a Python loop.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
@@ -21,7 +22,7 @@ class Ensemble(nn.Module):
         self.weights = nn.ParameterList()
         self.biases = nn.ParameterList()
         self.scales = nn.ParameterList()
-        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        for i, (a, b) in enumerate(itertools.pairwise(sizes)):
             bound = 1 / math.sqrt(a)
             self.weights.append(nn.Parameter(torch.empty(members, a, b).uniform_(-bound, bound)))
             self.biases.append(nn.Parameter(torch.zeros(members, 1, b)))
@@ -47,7 +48,13 @@ class Explorer(nn.Module):
         if ecfg.target not in target_dims:
             raise ValueError(f"agent.expl.target must be one of {sorted(target_dims)}, got {ecfg.target!r}")
         self.target = ecfg.target
-        self.ensemble = Ensemble(ecfg.members, feat_dim + cfg.action_dim, ecfg.units, ecfg.layers, target_dims[ecfg.target])
+        self.ensemble = Ensemble(
+            ecfg.members,
+            feat_dim + cfg.action_dim,
+            ecfg.units,
+            ecfg.layers,
+            target_dims[ecfg.target],
+        )
 
     def loss(self, feat: torch.Tensor, action: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Σ_k mean_{B,T} Σ_d (pred_k − target)² on detached (B, T, ·) tensors, predicting target[:, 1:]."""

@@ -71,12 +71,22 @@ class MLP(nn.Module):
     """layers × (Linear without bias -> norm -> SiLU), optionally followed by a linear output layer."""
 
     def __init__(
-        self, inp: int, units: int, layers: int, out: int | None = None, norm: str = "rms", zero_out: bool = False
+        self,
+        inp: int,
+        units: int,
+        layers: int,
+        out: int | None = None,
+        norm: str = "rms",
+        zero_out: bool = False,
     ) -> None:
         super().__init__()
         mods: list[nn.Module] = []
         for i in range(layers):
-            mods += [nn.Linear(inp if i == 0 else units, units, bias=False), make_norm(norm, units), nn.SiLU()]
+            mods += [
+                nn.Linear(inp if i == 0 else units, units, bias=False),
+                make_norm(norm, units),
+                nn.SiLU(),
+            ]
         self.hidden = nn.Sequential(*mods)
         self.out = None
         if out is not None:
@@ -103,7 +113,7 @@ class ChannelNorm(nn.Module):
 
 def conv_stages(resolution: int, min_resolution: int = 4) -> int:
     """Number of stride-2 stages from `resolution` down to `min_resolution` (64 -> 4 is 4 stages)."""
-    stages = int(round(math.log2(resolution / min_resolution)))
+    stages = round(math.log2(resolution / min_resolution))
     if min_resolution * 2**stages != resolution:
         raise ValueError(f"image size {resolution} must be {min_resolution}·2^k")
     return stages
@@ -112,14 +122,24 @@ def conv_stages(resolution: int, min_resolution: int = 4) -> int:
 class ConvEncoder(nn.Module):
     """uint8 images (N, H, W, C) -> flat features; channels depth·(1, 2, 4, 8), kernel 4, stride 2."""
 
-    def __init__(self, channels: int, resolution: int, depth: int, norm: str = "rms", kernel: int = 4) -> None:
+    def __init__(
+        self,
+        channels: int,
+        resolution: int,
+        depth: int,
+        norm: str = "rms",
+        kernel: int = 4,
+    ) -> None:
         super().__init__()
         stages = conv_stages(resolution)
         mods: list[nn.Module] = []
         inp = channels
         for i in range(stages):
             out = depth * 2**i
-            mods += [nn.Conv2d(inp, out, kernel, 2, padding=(kernel - 2) // 2, bias=False), ChannelNorm(norm, out)]
+            mods += [
+                nn.Conv2d(inp, out, kernel, 2, padding=(kernel - 2) // 2, bias=False),
+                ChannelNorm(norm, out),
+            ]
             mods.append(nn.SiLU())
             inp = out
         self.net = nn.Sequential(*mods)
@@ -136,7 +156,15 @@ class ConvEncoder(nn.Module):
 class ConvDecoder(nn.Module):
     """Features -> image mean in [−0.5, 0.5] offset space (N, H, W, C), mirror of ConvEncoder."""
 
-    def __init__(self, feat: int, channels: int, resolution: int, depth: int, norm: str = "rms", kernel: int = 4):
+    def __init__(
+        self,
+        feat: int,
+        channels: int,
+        resolution: int,
+        depth: int,
+        norm: str = "rms",
+        kernel: int = 4,
+    ):
         super().__init__()
         stages = conv_stages(resolution)
         self.top = depth * 2 ** (stages - 1)

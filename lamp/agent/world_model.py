@@ -26,9 +26,17 @@ class RSSM(nn.Module):
 
     def __init__(self, cfg, embed_dim: int, action_dim: int) -> None:
         super().__init__()
-        self.stoch, self.classes, self.deter, self.unimix = cfg.stoch, cfg.classes, cfg.deter, cfg.unimix
+        self.stoch, self.classes, self.deter, self.unimix = (
+            cfg.stoch,
+            cfg.classes,
+            cfg.deter,
+            cfg.unimix,
+        )
         latent = cfg.stoch * cfg.classes
-        self.img_in = nn.Sequential(nn.Linear(latent + action_dim, cfg.hidden, bias=False), make_norm(cfg.norm, cfg.hidden))
+        self.img_in = nn.Sequential(
+            nn.Linear(latent + action_dim, cfg.hidden, bias=False),
+            make_norm(cfg.norm, cfg.hidden),
+        )
         self.gru = nn.Linear(cfg.hidden + cfg.deter, 3 * cfg.deter, bias=False)
         self.gru_norm = make_norm(cfg.norm, 3 * cfg.deter)
         self.prior = MLP(cfg.deter, cfg.hidden, 1, out=latent, norm=cfg.norm)
@@ -75,7 +83,11 @@ class RSSM(nn.Module):
         return self.sample(self.prior(deter)), deter
 
     def observe(
-        self, embed: torch.Tensor, prev_action: torch.Tensor, is_first: torch.Tensor, state: dict | None = None
+        self,
+        embed: torch.Tensor,
+        prev_action: torch.Tensor,
+        is_first: torch.Tensor,
+        state: dict | None = None,
     ) -> dict[str, torch.Tensor]:
         """Posterior rollout over (B, T); is_first resets latent and previous action to zero."""
         batch, length = embed.shape[:2]
@@ -146,7 +158,10 @@ class WorldModel(nn.Module):
         self.twohot = TwoHot(cfg.bins)
 
     def set_channels_last(self, on: bool) -> None:
-        for m in (getattr(self, "image_encoder", None), getattr(self, "image_decoder", None)):
+        for m in (
+            getattr(self, "image_encoder", None),
+            getattr(self, "image_decoder", None),
+        ):
             if m is not None:
                 m.channels_last = on
                 m.to(memory_format=torch.channels_last if on else torch.contiguous_format)
@@ -200,7 +215,12 @@ class WorldModel(nn.Module):
         losses["reward"] = self.twohot.loss(self.reward_head(feat), data["reward"].float()).mean()
         cont_target = 1.0 - data["is_terminal"].float()
         losses["cont"] = F.binary_cross_entropy_with_logits(self.cont_head(feat).squeeze(-1).float(), cont_target)
-        scales = {"dyn": cfg.dyn_scale, "rep": cfg.rep_scale, "image": cfg.rec_scale, "vector": cfg.rec_scale}
+        scales = {
+            "dyn": cfg.dyn_scale,
+            "rep": cfg.rep_scale,
+            "image": cfg.rec_scale,
+            "vector": cfg.rec_scale,
+        }
         scales.update(reward=cfg.rew_scale, cont=cfg.con_scale)
         total = sum(scales[k] * v for k, v in losses.items())
         out = {"embed": embed, "feat": feat, "kl": kl_value.mean(), **post}
