@@ -125,14 +125,14 @@ def test_lambda_return_hand_computed():
 def test_return_normaliser_percentiles():
     norm = ReturnNorm(decay=0.0)  # no smoothing: exactly this batch's percentiles
     returns = torch.arange(101.0)
-    norm.update(returns)
+    norm.commit(norm.update(returns))
     assert norm.low.item() == pytest.approx(5.0) and norm.high.item() == pytest.approx(95.0)
     assert norm.scale().item() == pytest.approx(90.0)
-    norm.update(torch.full((50,), 0.3))
+    norm.commit(norm.update(torch.full((50,), 0.3)))
     assert norm.scale().item() == 1.0  # small ranges are not blown up
     ema = ReturnNorm(decay=0.99)
     for _ in range(3):
-        ema.update(returns)
+        ema.commit(ema.update(returns))
     assert ema.high.item() == pytest.approx(95 * (1 - 0.99**3), rel=1e-4)
 
 
@@ -162,5 +162,5 @@ def test_disagreement_zero_for_identical_heads_positive_otherwise():
     assert explorer.disagreement(feat, action).abs().max() < 1e-7  # zero up to float rounding
     loss = explorer.loss(feat, action, torch.randn(2, 5, 7))
     assert loss.ndim == 0 and loss > 0
-    with pytest.raises(ValueError, match="expl.target"):
+    with pytest.raises(ValueError, match=r"expl\.target"):
         Explorer(make_config("tiny", expl={"target": "pixels"}), 10, {"stoch": 7})

@@ -118,7 +118,7 @@ def test_memory_budget_prints_and_refuses(tmp_path, capsys):
     budget = replay.memory_budget(model_bytes=1000)
     assert budget["bytes_per_step"] == 211 and "B/step" in capsys.readouterr().out
     huge = Replay({"capacity": 10**15, "chunk": 8, "directory": str(tmp_path / "b")}, SPACE, action_dim=2)
-    with pytest.raises(UsageError, match="replay.capacity"):
+    with pytest.raises(UsageError, match=r"replay\.capacity"):
         huge.memory_budget(print_fn=None)
     ram_only = Replay({"capacity": 10**13, "chunk": 8}, SPACE, action_dim=2)
     with pytest.raises(UsageError, match="RAM"):

@@ -111,7 +111,10 @@ class Agent(nn.Module):
         if self.explorer is None:
             return ecfg.extr_scale * extrinsic, {}
         disagreement = self.explorer.disagreement(feat[:, :-1].detach(), action[:, :-1].detach())
-        reward = ecfg.intr_scale * self.intr_norm(disagreement) + ecfg.extr_scale * self.extr_norm(extrinsic)
+        intrinsic, intr_mag = self.intr_norm(disagreement)
+        extrinsic, extr_mag = self.extr_norm(extrinsic)
+        self._pending += [(self.intr_norm, intr_mag), (self.extr_norm, extr_mag)]
+        reward = ecfg.intr_scale * intrinsic + ecfg.extr_scale * extrinsic
         return reward, {"disagreement": disagreement.mean()}
 
     def compute_losses(self, data: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
@@ -144,7 +147,8 @@ class Agent(nn.Module):
                 reward, expl_metrics = self.imagined_reward(feat, action)
                 cont = torch.cat([start_cont[:, None], self.world_model.cont(feat[:, 1:])], 1)
             inp = self._ac_input(feat, lang_seq)
-            actor_loss, critic_loss, ac_metrics = self.behavior.loss(inp, action, reward, cont)
+            actor_loss, critic_loss, ac_metrics, stats = self.behavior.loss(inp, action, reward, cont)
+        self._pending.append((self.behavior.retnorm, stats))
         losses["actor"], losses["critic"] = actor_loss, critic_loss
         metrics.update({f"behavior/{k}": v.detach() for k, v in {**ac_metrics, **expl_metrics}.items()})
         metrics["behavior/imag_reward"] = reward.mean()
@@ -153,6 +157,7 @@ class Agent(nn.Module):
     def train_step(self, data: dict[str, Any]) -> dict[str, torch.Tensor]:
         """One gradient step on a (B, T) batch; returns metric tensors (no host sync except the finite check)."""
         data = self.to_tensors(data)
+        self._pending: list = []  # normaliser statistics, committed only if this step is applied
         losses, metrics = self.compute_losses(data)
         for opt in self.optimizers.values():
             opt.zero_grad(set_to_none=True)
@@ -164,6 +169,8 @@ class Agent(nn.Module):
             params = [p for g in opt.param_groups for p in g["params"]]
             metrics[f"grad_norm/{name}"] = torch.nn.utils.clip_grad_norm_(params, self.clips[name], foreach=True)
             opt.step()
+        for norm, value in self._pending:
+            norm.commit(value)
         self.behavior.update_slow_critic()
         self.counters["updates"] += 1
         self.counters["bad_in_row"] = 0
@@ -246,14 +253,21 @@ class Agent(nn.Module):
         if state["explorer"] != mine["explorer"]:
             problems.append(f"explorer (expl.intr_scale > 0): {state['explorer']} != {mine['explorer']}")
         theirs, ours = state["model"], mine["model"]
-        for k in sorted(set(theirs) | set(ours)):
-            if k not in theirs or k not in ours:
-                problems.append(f"{k}: {'missing in checkpoint' if k not in theirs else 'not in this model'}")
-            elif tuple(theirs[k].shape) != tuple(ours[k].shape):
-                problems.append(f"{k}: {tuple(theirs[k].shape)} != {tuple(ours[k].shape)}")
+
+        def shape(sd: dict, k: str) -> str:
+            return str(tuple(sd[k].shape)) if k in sd else "missing"
+
+        tensors = [
+            f"{k}: {shape(theirs, k)} != {shape(ours, k)}"
+            for k in sorted(set(theirs) | set(ours))
+            if k not in theirs or k not in ours or tuple(theirs[k].shape) != tuple(ours[k].shape)
+        ]
+        if tensors:
+            problems.append(f"{len(tensors)} tensors differ (e.g. {'; '.join(tensors[:2])})")
         if problems:
-            shown = "; ".join(problems[:6]) + (f"; … {len(problems) - 6} more" if len(problems) > 6 else "")
-            raise UsageError(f"checkpoint {path} does not match this config: {shown} (use the same --configs/size)")
+            raise UsageError(
+                f"checkpoint {path} does not match this config: {'; '.join(problems)} (resume with the same config)"
+            )
         self.load_state_dict(theirs)
         for k, opt in self.optimizers.items():
             opt.load_state_dict(state["optimizers"][k])

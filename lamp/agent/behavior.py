@@ -31,7 +31,11 @@ def lambda_return(
 
 
 class ReturnNorm(nn.Module):
-    """EMA of the 5th and 95th return percentiles; returns are divided by max(1, P95 − P5) (DreamerV3)."""
+    """EMA of the 5th and 95th return percentiles; returns are divided by max(1, P95 − P5) (DreamerV3).
+
+    `update` returns the new statistics without storing them: the agent commits them (`commit`) only once the
+    step's losses are known to be finite, so one NaN batch cannot poison the normaliser.
+    """
 
     def __init__(self, decay: float = 0.99, lo: float = 0.05, hi: float = 0.95) -> None:
         super().__init__()
@@ -40,13 +44,21 @@ class ReturnNorm(nn.Module):
         self.register_buffer("high", torch.zeros(()))
 
     @torch.no_grad()
-    def update(self, returns: torch.Tensor) -> None:
+    def update(self, returns: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         q = torch.quantile(returns.detach().float().flatten(), self.quantiles.to(returns.device))
-        self.low.mul_(self.decay).add_((1 - self.decay) * q[0])
-        self.high.mul_(self.decay).add_((1 - self.decay) * q[1])
+        return self.decay * self.low + (1 - self.decay) * q[0], self.decay * self.high + (1 - self.decay) * q[1]
+
+    @torch.no_grad()
+    def commit(self, stats: tuple[torch.Tensor, torch.Tensor]) -> None:
+        self.low.copy_(stats[0])
+        self.high.copy_(stats[1])
+
+    @staticmethod
+    def scale_of(stats: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        return torch.clamp(stats[1] - stats[0], min=1.0)
 
     def scale(self) -> torch.Tensor:
-        return torch.clamp(self.high - self.low, min=1.0)
+        return self.scale_of((self.low, self.high))
 
 
 class StreamNorm(nn.Module):
@@ -57,11 +69,15 @@ class StreamNorm(nn.Module):
         self.decay, self.eps = decay, eps
         self.register_buffer("magnitude", torch.ones(()))
 
-    def forward(self, x: torch.Tensor, update: bool = True) -> torch.Tensor:
-        if update:
-            with torch.no_grad():
-                self.magnitude.mul_(self.decay).add_((1 - self.decay) * x.detach().abs().mean().float())
-        return x / (self.magnitude + self.eps)
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalised x and the new magnitude (committed by the caller after the finite check)."""
+        magnitude = self.decay * self.magnitude + (1 - self.decay) * x.abs().mean().float()
+        return x / (magnitude + self.eps), magnitude
+
+    @torch.no_grad()
+    def commit(self, magnitude: torch.Tensor) -> None:
+        self.magnitude.copy_(magnitude)
 
 
 class ActorCritic(nn.Module):
@@ -97,11 +113,12 @@ class ActorCritic(nn.Module):
         action: torch.Tensor,
         reward: torch.Tensor,
         cont: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor], tuple]:
         """Actor and critic losses for an imagined trajectory.
 
         inp: (N, H+1, F) detached actor/critic inputs; action: (N, H+1, A) actions taken there;
         reward: (N, H) for t -> t+1; cont: (N, H+1) continue flags, cont[:, 0] from the data.
+        Also returns the new return-normaliser statistics, to be committed by the caller.
         """
         cfg = self.cfg
         inp = inp.detach()
@@ -109,8 +126,8 @@ class ActorCritic(nn.Module):
         ret = lambda_return(reward, cont[:, 1:], value, cfg.discount, cfg.lam)
         # weight of step t: probability the imagined episode is still running there
         weight = torch.cumprod(torch.cat([cont[:, :1], cfg.discount * cont[:, 1:-1]], 1), 1).detach()
-        self.retnorm.update(ret)
-        scale = self.retnorm.scale()
+        stats = self.retnorm.update(ret)
+        scale = self.retnorm.scale_of(stats)
         dist = self.dist(inp[:, :-1])
         entropy = dist.entropy()
         # REINFORCE with the normalised advantage, as DreamerV3 does for all action spaces
@@ -126,4 +143,4 @@ class ActorCritic(nn.Module):
             "entropy": entropy.mean(),
             "retnorm_scale": scale,
         }
-        return actor_loss, critic_loss, metrics
+        return actor_loss, critic_loss, metrics, stats
