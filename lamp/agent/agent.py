@@ -93,16 +93,23 @@ class Agent(nn.Module):
         return torch.cat([feat, lang.to(feat.dtype)], -1) if self.lang_to_actor else feat
 
     def imagine(self, stoch: torch.Tensor, deter: torch.Tensor, lang: torch.Tensor | None):
-        """Roll the policy forward `horizon` steps in the latent dynamics from N start states."""
+        """Roll the policy forward `horizon` steps in the latent dynamics from N start states.
+
+        The world model runs without a graph; the actor keeps its graph, so the REINFORCE loss reuses these
+        forward passes instead of recomputing them. Returns feats (N, H+1, F), actions (N, H, A) and the
+        actor outputs (N, H, 2A).
+        """
         rssm, horizon = self.world_model.rssm, self.cfg.horizon
-        feats, actions = [self.world_model.feat(stoch, deter)], []
+        feats, actions, outs = [self.world_model.feat(stoch, deter)], [], []
         for _ in range(horizon):
-            action = self.behavior.dist(self._ac_input(feats[-1], lang)).sample()
+            out = self.behavior.actor(self._ac_input(feats[-1], lang))
+            with torch.no_grad():
+                action = self.behavior.make_dist(out).sample()
+                stoch, deter = rssm.imagine_step(stoch, deter, action)
+                feats.append(self.world_model.feat(stoch, deter))
+            outs.append(out)
             actions.append(action)
-            stoch, deter = rssm.imagine_step(stoch, deter, action)
-            feats.append(self.world_model.feat(stoch, deter))
-        actions.append(self.behavior.dist(self._ac_input(feats[-1], lang)).sample())
-        return torch.stack(feats, 1), torch.stack(actions, 1)
+        return torch.stack(feats, 1), torch.stack(actions, 1), torch.stack(outs, 1)
 
     def imagined_reward(self, feat: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, dict]:
         """Reward for transitions t -> t+1: extr_scale·norm(reward head) + intr_scale·norm(disagreement)."""
@@ -110,7 +117,7 @@ class Agent(nn.Module):
         extrinsic = self.world_model.reward(feat[:, 1:]).detach()
         if self.explorer is None:
             return ecfg.extr_scale * extrinsic, {}
-        disagreement = self.explorer.disagreement(feat[:, :-1].detach(), action[:, :-1].detach())
+        disagreement = self.explorer.disagreement(feat[:, :-1].detach(), action.detach())
         intrinsic, intr_mag = self.intr_norm(disagreement)
         extrinsic, extr_mag = self.extr_norm(extrinsic)
         self._pending += [(self.intr_norm, intr_mag), (self.extr_norm, extr_mag)]
@@ -141,13 +148,12 @@ class Agent(nn.Module):
             lang = data["lang"].float().flatten(0, 1) if self.lang_to_actor else None
             lang_seq = lang.unsqueeze(1).expand(-1, cfg.horizon + 1, -1) if lang is not None else None
             start_cont = 1.0 - data["is_terminal"].float().flatten(0, 1)
-            # REINFORCE actor: the rollout needs no graph, only the log-probs recomputed in the loss
+            feat, action, actor_out = self.imagine(stoch, deter, lang)
             with torch.no_grad():
-                feat, action = self.imagine(stoch, deter, lang)
                 reward, expl_metrics = self.imagined_reward(feat, action)
                 cont = torch.cat([start_cont[:, None], self.world_model.cont(feat[:, 1:])], 1)
             inp = self._ac_input(feat, lang_seq)
-            actor_loss, critic_loss, ac_metrics, stats = self.behavior.loss(inp, action, reward, cont)
+            actor_loss, critic_loss, ac_metrics, stats = self.behavior.loss(inp, actor_out, action, reward, cont)
         self._pending.append((self.behavior.retnorm, stats))
         losses["actor"], losses["critic"] = actor_loss, critic_loss
         metrics.update({f"behavior/{k}": v.detach() for k, v in {**ac_metrics, **expl_metrics}.items()})

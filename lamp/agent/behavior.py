@@ -96,7 +96,10 @@ class ActorCritic(nn.Module):
         self.retnorm = ReturnNorm(cfg.retnorm_decay, cfg.retnorm_lo, cfg.retnorm_hi)
 
     def dist(self, inp: torch.Tensor) -> BoundedNormal:
-        return BoundedNormal(self.actor(inp), self.cfg.min_std, self.cfg.max_std)
+        return self.make_dist(self.actor(inp))
+
+    def make_dist(self, actor_out: torch.Tensor) -> BoundedNormal:
+        return BoundedNormal(actor_out, self.cfg.min_std, self.cfg.max_std)
 
     def value(self, inp: torch.Tensor) -> torch.Tensor:
         return self.twohot.mean(self.critic(inp))
@@ -110,37 +113,36 @@ class ActorCritic(nn.Module):
     def loss(
         self,
         inp: torch.Tensor,
+        actor_out: torch.Tensor,
         action: torch.Tensor,
         reward: torch.Tensor,
         cont: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor], tuple]:
         """Actor and critic losses for an imagined trajectory.
 
-        inp: (N, H+1, F) detached actor/critic inputs; action: (N, H+1, A) actions taken there;
-        reward: (N, H) for t -> t+1; cont: (N, H+1) continue flags, cont[:, 0] from the data.
-        Also returns the new return-normaliser statistics, to be committed by the caller.
+        inp: (N, H+1, F) actor/critic inputs (treated as constants); actor_out: (N, H, 2A) actor outputs with their
+        graph; action: (N, H, A) sampled actions; reward: (N, H) for t -> t+1; cont: (N, H+1) continue flags,
+        cont[:, 0] from the data. Also returns the new return-normaliser statistics, committed by the caller.
         """
         cfg = self.cfg
         inp = inp.detach()
-        value = self.value(inp).detach()
+        logits = self.critic(inp)  # one critic pass: values for the returns (detached) and the critic loss
+        value = self.twohot.mean(logits.detach())
         ret = lambda_return(reward, cont[:, 1:], value, cfg.discount, cfg.lam)
         # weight of step t: probability the imagined episode is still running there
         weight = torch.cumprod(torch.cat([cont[:, :1], cfg.discount * cont[:, 1:-1]], 1), 1).detach()
         stats = self.retnorm.update(ret)
         scale = self.retnorm.scale_of(stats)
-        dist = self.dist(inp[:, :-1])
+        dist = self.make_dist(actor_out)
         entropy = dist.entropy()
         # REINFORCE with the normalised advantage, as DreamerV3 does for all action spaces
         advantage = ((ret - value[:, :-1]) / scale).detach()
-        objective = dist.log_prob(action[:, :-1].detach()) * advantage
+        objective = dist.log_prob(action.detach()) * advantage
         actor_loss = -(weight * (objective + cfg.actent * entropy)).mean()
-        logits = self.critic(inp[:, :-1].detach())
-        slow_value = self.twohot.mean(self.slow_critic(inp[:, :-1].detach())).detach()
-        critic_loss = self.twohot.loss(logits, ret.detach()) + cfg.slowreg * self.twohot.loss(logits, slow_value)
+        with torch.no_grad():
+            slow_value = self.twohot.mean(self.slow_critic(inp[:, :-1]))
+        logits = logits[:, :-1]
+        critic_loss = self.twohot.loss(logits, ret) + cfg.slowreg * self.twohot.loss(logits, slow_value)
         critic_loss = (weight * critic_loss).mean()
-        metrics = {
-            "return": ret.mean(),
-            "entropy": entropy.mean(),
-            "retnorm_scale": scale,
-        }
+        metrics = {"return": ret.mean(), "entropy": entropy.mean(), "retnorm_scale": scale}
         return actor_loss, critic_loss, metrics, stats

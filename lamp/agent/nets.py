@@ -58,10 +58,17 @@ class TwoHot(nn.Module):
         return -(self.encode(target.detach().float()) * logits.float().log_softmax(-1)).sum(-1)
 
 
+class RMSNorm(nn.RMSNorm):
+    """RMSNorm that casts its scale to the input dtype, so bf16 autocast keeps the fused kernel."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.rms_norm(x, self.normalized_shape, self.weight.to(x.dtype), self.eps)
+
+
 def make_norm(kind: str, dim: int) -> nn.Module:
     """RMSNorm or LayerNorm over the last dim (eps 1e-3 as DreamerV3)."""
     if kind == "rms":
-        return nn.RMSNorm(dim, eps=1e-3)
+        return RMSNorm(dim, eps=1e-3)
     if kind == "layer":
         return nn.LayerNorm(dim, eps=1e-3)
     raise ValueError(f"agent.norm must be 'rms' or 'layer', got {kind!r}")
