@@ -164,3 +164,15 @@ def test_disagreement_zero_for_identical_heads_positive_otherwise():
     assert loss.ndim == 0 and loss > 0
     with pytest.raises(ValueError, match=r"expl\.target"):
         Explorer(make_config("tiny", expl={"target": "pixels"}), 10, {"stoch": 7})
+
+
+def test_configs_yaml_agrees_with_module_defaults():
+    from lamp.agent.config import AGENT_DEFAULTS, REPLAY_DEFAULTS, SIZES, to_cfg
+    from lamp.config import build_config
+
+    for size, block in SIZES.items():
+        cfg = build_config([size])  # OmegaConf DictConfig, as the CLI builds it
+        expected = make_config(size)
+        assert to_cfg(cfg.agent) == expected, size
+    cfg = build_config([])
+    assert to_cfg(cfg.agent) == to_cfg(AGENT_DEFAULTS) and dict(cfg.replay) == REPLAY_DEFAULTS

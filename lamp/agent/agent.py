@@ -6,9 +6,7 @@ steps its own parameter group. A step whose loss is NaN/inf is skipped; `max_bad
 
 from __future__ import annotations
 
-import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +18,7 @@ from lamp.agent.behavior import ActorCritic, StreamNorm
 from lamp.agent.config import to_cfg
 from lamp.agent.explorer import Explorer
 from lamp.agent.world_model import WorldModel
+from lamp.atomic import atomic_path
 from lamp.errors import UsageError
 
 # config keys that change parameter shapes or semantics: a checkpoint must match them to be loaded
@@ -289,18 +288,8 @@ class Agent(nn.Module):
 
 def save_atomic(obj: Any, path: str | Path) -> None:
     """torch.save to a temp file in the target folder, fsync, then rename over `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def _numpy_state_to_torch(state: tuple) -> list:

@@ -9,9 +9,7 @@ enforced by dropping whole oldest chunks.
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 import warnings
 import zipfile
 from collections import OrderedDict
@@ -22,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from lamp.agent.config import REPLAY_DEFAULTS, _merge, _plain
+from lamp.atomic import atomic_path
 from lamp.errors import UsageError
 
 FLAGS = ("is_first", "is_last", "is_terminal")
@@ -169,17 +168,8 @@ class Replay:
             return
         arrays = self.chunks[cid]
         length = self.chunk if length is None else length
-        path = self.directory / f"chunk_{cid:08d}.npz"
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".chunk.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **{k: v[:length] for k, v in arrays.items()})
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(self.directory / f"chunk_{cid:08d}.npz") as tmp:
+            np.savez(tmp, **{k: v[:length] for k, v in arrays.items()})
 
     def flush(self) -> None:
         """Write the partly filled current chunk too, so a checkpoint can resume exactly from disk."""
