@@ -170,7 +170,7 @@ def test_configs_yaml_agrees_with_module_defaults():
     from lamp.agent.config import AGENT_DEFAULTS, REPLAY_DEFAULTS, SIZES, to_cfg
     from lamp.config import build_config
 
-    for size, block in SIZES.items():
+    for size in SIZES:
         cfg = build_config([size])  # OmegaConf DictConfig, as the CLI builds it
         expected = make_config(size)
         assert to_cfg(cfg.agent) == expected, size
