@@ -62,10 +62,13 @@ class RSSM(nn.Module):
         return (1 - self.unimix) * probs + self.unimix / self.classes
 
     def sample(self, logits: torch.Tensor) -> torch.Tensor:
-        """One-hot sample with straight-through gradients, flattened to (..., stoch·classes)."""
+        """One-hot sample with straight-through gradients, flattened to (..., stoch·classes).
+
+        Inverse-CDF sampling needs one uniform number per latent instead of one per class (Gumbel-max).
+        """
         probs = self.probs(logits)
-        gumbel = -torch.empty_like(probs).exponential_().log()
-        index = (probs.log() + gumbel).argmax(-1)
+        uniform = torch.rand(*probs.shape[:-1], 1, device=probs.device)
+        index = (probs.cumsum(-1) < uniform).sum(-1).clamp(max=self.classes - 1)
         onehot = F.one_hot(index, self.classes).to(probs.dtype)
         return (onehot + probs - probs.detach()).flatten(-2)
 
