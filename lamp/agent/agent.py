@@ -70,6 +70,11 @@ class Agent(nn.Module):
         if cfg.channels_last:
             self.world_model.set_channels_last(True)
         self.to(self.device)
+        if cfg.compile:  # compile forward functions, not modules, so state_dict keys stay the same
+            wm = self.world_model
+            for module in (getattr(wm, "image_encoder", None), getattr(wm, "image_decoder", None)):
+                if module is not None:
+                    module.forward = torch.compile(module.forward)
         adam = {"eps": cfg.eps, "foreach": True}
         self.optimizers = {
             "model": torch.optim.Adam(self.world_model.parameters(), lr=cfg.model_lr, **adam),

@@ -58,6 +58,7 @@ AGENT_DEFAULTS: dict[str, Any] = {
     "train_ratio": 512,
     "precision": "float32",  # or bfloat16 (autocast)
     "channels_last": False,
+    "compile": False,  # torch.compile the conv encoder/decoder (fuses norm + SiLU; costs compile time at start)
     "max_bad_steps": 3,
     # Plan2Explore and reward blending: r = intr_scale·norm(disag) + extr_scale·norm(reward)
     "expl": {

@@ -46,8 +46,10 @@ class TwoHot(nn.Module):
         same = total == 0
         weight_below = torch.where(same, torch.full_like(x, 0.5), dist_above / torch.where(same, 1.0, total))
         weight_above = 1.0 - weight_below
-        n = len(bins)
-        return F.one_hot(below, n) * weight_below.unsqueeze(-1) + F.one_hot(above, n) * weight_above.unsqueeze(-1)
+        out = torch.zeros(*x.shape, len(bins), device=x.device, dtype=x.dtype)
+        out.scatter_add_(-1, below.unsqueeze(-1), weight_below.unsqueeze(-1))
+        out.scatter_add_(-1, above.unsqueeze(-1), weight_above.unsqueeze(-1))
+        return out
 
     def mean(self, logits: torch.Tensor) -> torch.Tensor:
         """(..., bins) logits -> (...,) expected value in the original scale."""
