@@ -5,8 +5,8 @@ Each variant runs in its own subprocess so peak RSS is per variant. MFU = counte
 Peers on this 2-core CPU at `small` (issue 5): SheepRL 3.1–3.4 s/step, dreamerv3-torch 3.6–4.2 s/step,
 with Plan2Explore ~7 s and 8–9 s.
 
-    python benchmarks/agent_throughput.py                       # small + size12m, fp32 and bf16, ± explorer
-    python benchmarks/agent_throughput.py --sizes small --steps 2
+    python benchmarks/agent_throughput.py                  # small (fp32 baseline, bf16+fast, ± explorer), size12m
+    python benchmarks/agent_throughput.py --sizes small --variants bfloat16:1 --threads 1 --steps 2
 """
 
 from __future__ import annotations
@@ -66,12 +66,15 @@ def run_one(args) -> dict:
     from lamp.agent.agent import Agent
     from lamp.agent.config import make_config
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     intr = 0.9 if args.explorer else 0.0
     expl = {"intr_scale": intr, "extr_scale": 0.1 if args.explorer else 1.0}
     if args.size == "small":
         expl["members"] = 8
-    cfg = make_config(args.size, expl=expl, precision=args.precision, channels_last=args.channels_last)
+    fast = bool(args.fast)
+    cfg = make_config(args.size, expl=expl, precision=args.precision, channels_last=fast, compile=fast)
     space = {"image": (64, 64, 3), "state": (7,), "lang": (768,)}
     agent = Agent(cfg, space, device=args.device)
     data = synthetic_batch(cfg.batch_size, cfg.batch_length)
@@ -80,13 +83,14 @@ def run_one(args) -> dict:
     t = time.perf_counter()
     agent.train_step(data)  # warm-up (allocations, oneDNN kernel selection)
     warmup_s = time.perf_counter() - t
-    times = []
+    times, cpu_times = [], []
     for _ in range(args.steps):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         agent.train_step(data)
         if args.device != "cpu":
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t)
+        cpu_times.append(time.process_time() - c)
     counter = FlopCounterMode(display=False)
     with counter:
         agent.train_step(data)
@@ -98,12 +102,13 @@ def run_one(args) -> dict:
         "size": args.size,
         "explorer": bool(args.explorer),
         "precision": args.precision,
-        "channels_last": bool(args.channels_last),
+        "channels_last_and_compile": fast,
         "world_model_params": wm_params,
         "params": all_params,
         "warmup_s": round(warmup_s, 3),
         "sec_per_step": round(sec, 3),
         "sec_per_step_all": [round(x, 3) for x in times],
+        "cpu_sec_per_step": round(statistics.median(cpu_times), 3),
         "env_steps_per_s": {str(r): round(replayed / r / sec, 3) for r in (32, 512)},
         "gflop_per_step": round(flops / 1e9, 2),
         "achieved_gflops": round(flops / sec / 1e9, 2),
@@ -117,13 +122,19 @@ def run_one(args) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", nargs="+", default=["small", "size12m"])
-    parser.add_argument("--precisions", nargs="+", default=["float32", "bfloat16"])
     parser.add_argument("--explorer", type=int, default=None, help="only this explorer setting (0/1)")
-    parser.add_argument("--channels-last", type=int, default=0)
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        default=["float32:0", "bfloat16:1"],
+        help="precision:fast pairs; fast=1 means channels-last + torch.compile of the conv stacks",
+    )
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--size", help=argparse.SUPPRESS)
     parser.add_argument("--precision", help=argparse.SUPPRESS)
+    parser.add_argument("--fast", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -133,11 +144,14 @@ def main() -> None:
     load_before = os.getloadavg()
     for size in args.sizes:
         explorers = [args.explorer] if args.explorer is not None else ([0, 1] if size == "small" else [0])
-        for precision in args.precisions:
+        for variant in args.variants:
+            precision, fast = variant.split(":")
+            if size != "small" and fast == "0" and len(args.variants) > 1:
+                continue  # the slow fp32 baseline is only measured at the peers' size
             for explorer in explorers:
-                cmd = [sys.executable, __file__, "--one", "--size", size, "--precision", precision]
+                cmd = [sys.executable, __file__, "--one", "--size", size, "--precision", precision, "--fast", fast]
                 cmd += ["--explorer", str(explorer), "--steps", str(args.steps), "--device", args.device]
-                cmd += ["--channels-last", str(args.channels_last)]
+                cmd += ["--threads", str(args.threads)]
                 proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
                 if proc.returncode != 0:
                     results.append(
@@ -156,7 +170,15 @@ def main() -> None:
                     row["fastest_peer_sec_per_step"] = fastest
                     row["speedup_vs_fastest_peer"] = round(fastest / row["sec_per_step"], 2)
                 results.append(row)
-                print(json.dumps(row), file=sys.stderr)
+                print(json.dumps(row), file=sys.stderr, flush=True)
+    base = {
+        r["explorer"]: r["sec_per_step"]
+        for r in results
+        if r.get("size") == "small" and r.get("precision") == "float32" and not r.get("channels_last_and_compile")
+    }
+    for r in results:
+        if r.get("size") == "small" and r.get("explorer") in base:
+            r["speedup_vs_our_fp32_baseline"] = round(base[r["explorer"]] / r["sec_per_step"], 2)
     report = {
         "benchmark": "agent_throughput",
         "cpu_count": os.cpu_count(),
