@@ -62,6 +62,8 @@ def test_intr_scale_zero_skips_the_ensemble():
     assert agent.explorer is None and "explorer" not in agent.optimizers
     metrics = agent.train_step(make_replay().sample(3, 8))
     assert "loss/explorer" not in metrics and "behavior/disagreement" not in metrics
+    n_params = sum(p.numel() for p in agent.parameters())
+    assert agent.model_bytes() >= 3 * 4 * n_params
 
 
 def test_nan_loss_is_skipped_then_stops_with_the_loss_name():

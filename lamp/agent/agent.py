@@ -198,11 +198,19 @@ class Agent(nn.Module):
         return {"skipped": torch.tensor(1.0)}
 
     def to_tensors(self, data: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """numpy batch -> tensors on the agent's device (through pinned memory on GPU, copied asynchronously)."""
+        pin = self.device.type == "cuda"
         out = {}
         for k, v in data.items():
             t = torch.as_tensor(v)
-            out[k] = t.to(self.device, non_blocking=True)
+            out[k] = (t.pin_memory() if pin else t).to(self.device, non_blocking=True)
         return out
+
+    def model_bytes(self) -> int:
+        """Parameters, buffers and Adam moments (2 per parameter), for the start-up memory budget."""
+        params = sum(p.numel() * p.element_size() for p in self.parameters())
+        buffers = sum(b.numel() * b.element_size() for b in self.buffers())
+        return 3 * params + buffers
 
     # ------------------------------------------------------------------------------------------------ acting
     def initial_state(self, batch: int) -> dict[str, torch.Tensor]:
