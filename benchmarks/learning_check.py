@@ -79,14 +79,18 @@ def main() -> None:
     parser.add_argument("--precision", default="bfloat16")
     parser.add_argument("--block", type=int, default=10, help="episodes per printed success rate")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--fast", type=int, default=1, help="channels-last + torch.compile of the conv stacks")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
     args = parser.parse_args()
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     env = make_env(args.env)
     obs, _ = env.reset(seed=args.seed)
     lang = np.random.default_rng(args.seed).normal(size=768).astype(np.float32)  # a fixed "prompt embedding"
     space = {k: v.shape for k, v in env.observation_space.spaces.items()} | {"lang": (768,)}
-    cfg = make_config(args.size, precision=args.precision)
+    cfg = make_config(args.size, precision=args.precision, channels_last=bool(args.fast), compile=bool(args.fast))
     agent = Agent(cfg, space)
     replay = Replay({"capacity": args.env_steps + 10, "chunk": 1024}, space, action_dim=4, seed=args.seed)
     replayed_per_update = cfg.batch_size * cfg.batch_length
