@@ -32,7 +32,10 @@ class Ensemble(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x (N, in) shared by all members -> (K, N, out)."""
-        h = torch.einsum("ni,kio->kno", x, self.weights[0]) + self.biases[0]
+        members, inp, units = self.weights[0].shape
+        # first layer: the input is shared, so all members are one (N, in) @ (in, K·units) GEMM
+        w0 = self.weights[0].permute(1, 0, 2).reshape(inp, members * units)
+        h = (x @ w0).view(-1, members, units).transpose(0, 1) + self.biases[0]
         for i in range(1, self.layers + 1):
             h = torch.nn.functional.silu(h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + 1e-3) * self.scales[i - 1])
             h = torch.baddbmm(self.biases[i], h, self.weights[i])
@@ -69,4 +72,7 @@ class Explorer(nn.Module):
         """Mean over dims of the population std across members, shape feat.shape[:-1]."""
         inp = torch.cat([feat, action], -1)
         pred = self.ensemble(inp.reshape(-1, inp.shape[-1])).float()
-        return pred.std(0, unbiased=False).mean(-1).reshape(feat.shape[:-1])
+        # population std over members; written as sums over the leading axis, which is much faster than
+        # torch.std(dim=0) on CPU
+        var = (pred - pred.mean(0)).square_().mean(0)
+        return var.sqrt_().mean(-1).reshape(feat.shape[:-1])
