@@ -117,7 +117,7 @@ def run_one(args) -> dict:
         "achieved_gflops": round(flops / sec / 1e9, 2),
         "peak_matmul_gflops": round(peak / 1e9, 2),
         "mfu": round(flops / sec / peak, 4),
-        "mfu_by_cpu_time": round(flops / cpu_sec / peak / torch.get_num_threads(), 4),
+        "mfu_by_cpu_time": round(flops * torch.get_num_threads() / cpu_sec / peak, 4),
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "threads": torch.get_num_threads(),
     }
