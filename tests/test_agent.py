@@ -125,3 +125,12 @@ def test_exact_resume_matches_uninterrupted_run(tmp_path):
     for name, opt in resumed.optimizers.items():
         for a, b in zip(opt.state.values(), straight.optimizers[name].state.values(), strict=True):
             assert torch.equal(a["exp_avg"], b["exp_avg"])
+
+
+def test_channels_last_and_bf16_give_finite_losses_and_same_keys():
+    torch.manual_seed(0)
+    plain = Agent(make_config("tiny"), SPACE)
+    fast = Agent(make_config("tiny", channels_last=True, precision="bfloat16"), SPACE)
+    assert plain.state_dict().keys() == fast.state_dict().keys()  # checkpoints move between the two
+    metrics = fast.train_step(make_replay().sample(3, 8))
+    assert all(torch.isfinite(v).all() for v in metrics.values())
