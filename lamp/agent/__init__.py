@@ -1,0 +1,1 @@
+"""DreamerV3 world-model agent with Plan2Explore, reward blending, language conditioning and replay."""

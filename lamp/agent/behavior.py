@@ -1,0 +1,148 @@
+"""DreamerV3 actor-critic learned in imagination: λ-returns, percentile return normalisation, slow critic."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from lamp.agent.nets import MLP, BoundedNormal, TwoHot
+
+
+def lambda_return(
+    reward: torch.Tensor,
+    cont: torch.Tensor,
+    value: torch.Tensor,
+    discount: float,
+    lam: float,
+) -> torch.Tensor:
+    """λ-returns R_t = r_t + γ c_t ((1−λ) v_{t+1} + λ R_{t+1}), bootstrapped with R_H = v_H.
+
+    reward[:, t] and cont[:, t] belong to the transition t -> t+1; value has one more step than reward.
+    """
+    horizon = reward.shape[1]
+    returns = []
+    last = value[:, -1]
+    for t in reversed(range(horizon)):
+        last = reward[:, t] + discount * cont[:, t] * ((1 - lam) * value[:, t + 1] + lam * last)
+        returns.append(last)
+    return torch.stack(returns[::-1], 1)
+
+
+class ReturnNorm(nn.Module):
+    """EMA of the 5th and 95th return percentiles; returns are divided by max(1, P95 − P5) (DreamerV3).
+
+    `update` returns the new statistics without storing them: the agent commits them (`commit`) only once the
+    step's losses are known to be finite, so one NaN batch cannot poison the normaliser.
+    """
+
+    def __init__(self, decay: float = 0.99, lo: float = 0.05, hi: float = 0.95) -> None:
+        super().__init__()
+        self.decay, self.quantiles = decay, torch.tensor([lo, hi])
+        self.register_buffer("low", torch.zeros(()))
+        self.register_buffer("high", torch.zeros(()))
+
+    @torch.no_grad()
+    def update(self, returns: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        q = torch.quantile(returns.detach().float().flatten(), self.quantiles.to(returns.device))
+        return self.decay * self.low + (1 - self.decay) * q[0], self.decay * self.high + (1 - self.decay) * q[1]
+
+    @torch.no_grad()
+    def commit(self, stats: tuple[torch.Tensor, torch.Tensor]) -> None:
+        self.low.copy_(stats[0])
+        self.high.copy_(stats[1])
+
+    @staticmethod
+    def scale_of(stats: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        return torch.clamp(stats[1] - stats[0], min=1.0)
+
+    def scale(self) -> torch.Tensor:
+        return self.scale_of((self.low, self.high))
+
+
+class StreamNorm(nn.Module):
+    """Divides a reward stream by the EMA of its mean magnitude so blended terms are on a comparable scale."""
+
+    def __init__(self, decay: float = 0.99, eps: float = 1e-8) -> None:
+        super().__init__()
+        self.decay, self.eps = decay, eps
+        self.register_buffer("magnitude", torch.ones(()))
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalised x and the new magnitude (committed by the caller after the finite check)."""
+        magnitude = self.decay * self.magnitude + (1 - self.decay) * x.abs().mean().float()
+        return x / (magnitude + self.eps), magnitude
+
+    @torch.no_grad()
+    def commit(self, magnitude: torch.Tensor) -> None:
+        self.magnitude.copy_(magnitude)
+
+
+class ActorCritic(nn.Module):
+    """Actor (bounded normal) and two-hot critic with an EMA slow critic used as a regulariser."""
+
+    def __init__(self, cfg, feat_dim: int) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.actor = MLP(feat_dim, cfg.units, cfg.layers, out=2 * cfg.action_dim, norm=cfg.norm)
+        with torch.no_grad():  # small initial outputs (DreamerV3 policy outscale 0.01)
+            self.actor.out.weight.mul_(0.01)
+            self.actor.out.bias.zero_()
+        self.critic = MLP(feat_dim, cfg.units, cfg.layers, out=cfg.bins, norm=cfg.norm, zero_out=True)
+        self.slow_critic = copy.deepcopy(self.critic).requires_grad_(False)
+        self.twohot = TwoHot(cfg.bins)
+        self.retnorm = ReturnNorm(cfg.retnorm_decay, cfg.retnorm_lo, cfg.retnorm_hi)
+
+    def dist(self, inp: torch.Tensor) -> BoundedNormal:
+        return self.make_dist(self.actor(inp))
+
+    def make_dist(self, actor_out: torch.Tensor) -> BoundedNormal:
+        return BoundedNormal(actor_out, self.cfg.min_std, self.cfg.max_std)
+
+    def value(self, inp: torch.Tensor) -> torch.Tensor:
+        return self.twohot.mean(self.critic(inp))
+
+    @torch.no_grad()
+    def update_slow_critic(self) -> None:
+        fraction = self.cfg.slow_critic_fraction
+        for slow, fast in zip(self.slow_critic.parameters(), self.critic.parameters(), strict=True):
+            slow.lerp_(fast, fraction)
+
+    def loss(
+        self,
+        inp: torch.Tensor,
+        actor_out: torch.Tensor,
+        action: torch.Tensor,
+        reward: torch.Tensor,
+        cont: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor], tuple]:
+        """Actor and critic losses for an imagined trajectory.
+
+        inp: (N, H+1, F) actor/critic inputs (treated as constants); actor_out: (N, H, 2A) actor outputs with their
+        graph; action: (N, H, A) sampled actions; reward: (N, H) for t -> t+1; cont: (N, H+1) continue flags,
+        cont[:, 0] from the data. Also returns the new return-normaliser statistics, committed by the caller.
+        """
+        cfg = self.cfg
+        inp = inp.detach()
+        logits = self.critic(inp)  # one critic pass: values for the returns (detached) and the critic loss
+        value = self.twohot.mean(logits.detach())
+        ret = lambda_return(reward, cont[:, 1:], value, cfg.discount, cfg.lam)
+        # weight of step t: probability the imagined episode is still running there
+        weight = torch.cumprod(torch.cat([cont[:, :1], cfg.discount * cont[:, 1:-1]], 1), 1).detach()
+        stats = self.retnorm.update(ret)
+        scale = self.retnorm.scale_of(stats)
+        dist = self.make_dist(actor_out)
+        entropy = dist.entropy()
+        # REINFORCE with the normalised advantage, as DreamerV3 does for all action spaces
+        advantage = ((ret - value[:, :-1]) / scale).detach()
+        objective = dist.log_prob(action.detach()) * advantage
+        actor_loss = -(weight * (objective + cfg.actent * entropy)).mean()
+        with torch.no_grad():
+            slow_value = self.twohot.mean(self.slow_critic(inp[:, :-1]))
+        logits = logits[:, :-1]
+        critic_loss = self.twohot.loss(logits, ret) + cfg.slowreg * self.twohot.loss(logits, slow_value)
+        critic_loss = (weight * critic_loss).mean()
+        metrics = {"return": ret.mean(), "entropy": entropy.mean(), "retnorm_scale": scale}
+        return actor_loss, critic_loss, metrics, stats

@@ -1,0 +1,222 @@
+"""Building blocks shared by the world model, actor-critic and explorer (DreamerV3 conventions).
+
+symlog/symexp squash targets of unknown scale; two-hot heads regress them without caring about their magnitude;
+every hidden layer is Linear/Conv (no bias) -> norm -> SiLU as in DreamerV3.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def symlog(x: torch.Tensor) -> torch.Tensor:
+    """sign(x)·log(1+|x|): compresses large magnitudes while staying linear near zero."""
+    return torch.sign(x) * torch.log1p(x.abs())
+
+
+def symexp(x: torch.Tensor) -> torch.Tensor:
+    """Inverse of symlog."""
+    return torch.sign(x) * torch.expm1(x.abs())
+
+
+class TwoHot(nn.Module):
+    """Categorical regression over bins spaced evenly in symlog space (255 bins in [-20, 20] by default).
+
+    The prediction is symexp(Σ p_i b_i); the target is the two-hot vector that linearly interpolates symlog(y) between
+    its two neighbouring bins, so decoding a two-hot target gives y back exactly.
+    """
+
+    def __init__(self, bins: int = 255, low: float = -20.0, high: float = 20.0) -> None:
+        super().__init__()
+        self.register_buffer("bins", torch.linspace(low, high, bins), persistent=False)
+
+    def encode(self, target: torch.Tensor) -> torch.Tensor:
+        """(...,) real targets -> (..., bins) two-hot weights."""
+        bins = self.bins
+        x = symlog(target).clamp(bins[0], bins[-1])
+        below = ((bins <= x.unsqueeze(-1)).sum(-1) - 1).clamp(0, len(bins) - 1)
+        above = (below + 1).clamp(0, len(bins) - 1)
+        dist_below = (x - bins[below]).abs()
+        dist_above = (bins[above] - x).abs()
+        total = dist_below + dist_above
+        same = total == 0
+        weight_below = torch.where(same, torch.full_like(x, 0.5), dist_above / torch.where(same, 1.0, total))
+        weight_above = 1.0 - weight_below
+        out = torch.zeros(*x.shape, len(bins), device=x.device, dtype=x.dtype)
+        out.scatter_add_(-1, below.unsqueeze(-1), weight_below.unsqueeze(-1))
+        out.scatter_add_(-1, above.unsqueeze(-1), weight_above.unsqueeze(-1))
+        return out
+
+    def mean(self, logits: torch.Tensor) -> torch.Tensor:
+        """(..., bins) logits -> (...,) expected value in the original scale."""
+        return symexp((logits.float().softmax(-1) * self.bins).sum(-1))
+
+    def loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy between the two-hot target and the predicted bin distribution, shape (...,)."""
+        return -(self.encode(target.detach().float()) * logits.float().log_softmax(-1)).sum(-1)
+
+
+class RMSNorm(nn.RMSNorm):
+    """RMSNorm that casts its scale to the input dtype, so bf16 autocast keeps the fused kernel."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.rms_norm(x, self.normalized_shape, self.weight.to(x.dtype), self.eps)
+
+
+def make_norm(kind: str, dim: int) -> nn.Module:
+    """RMSNorm or LayerNorm over the last dim (eps 1e-3 as DreamerV3)."""
+    if kind == "rms":
+        return RMSNorm(dim, eps=1e-3)
+    if kind == "layer":
+        return nn.LayerNorm(dim, eps=1e-3)
+    raise ValueError(f"agent.norm must be 'rms' or 'layer', got {kind!r}")
+
+
+class MLP(nn.Module):
+    """layers × (Linear without bias -> norm -> SiLU), optionally followed by a linear output layer."""
+
+    def __init__(
+        self,
+        inp: int,
+        units: int,
+        layers: int,
+        out: int | None = None,
+        norm: str = "rms",
+        zero_out: bool = False,
+    ) -> None:
+        super().__init__()
+        mods: list[nn.Module] = []
+        for i in range(layers):
+            mods += [
+                nn.Linear(inp if i == 0 else units, units, bias=False),
+                make_norm(norm, units),
+                nn.SiLU(),
+            ]
+        self.hidden = nn.Sequential(*mods)
+        self.out = None
+        if out is not None:
+            self.out = nn.Linear(units if layers else inp, out)
+            if zero_out:  # reward and critic heads start predicting exactly 0 (DreamerV3)
+                nn.init.zeros_(self.out.weight)
+                nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.hidden(x)
+        return self.out(x) if self.out is not None else x
+
+
+class ChannelNorm(nn.Module):
+    """Norm over the channel axis of an NCHW tensor, i.e. per pixel, as DreamerV3's conv layers do."""
+
+    def __init__(self, kind: str, channels: int) -> None:
+        super().__init__()
+        self.norm = make_norm(kind, channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
+def conv_stages(resolution: int, min_resolution: int = 4) -> int:
+    """Number of stride-2 stages from `resolution` down to `min_resolution` (64 -> 4 is 4 stages)."""
+    stages = round(math.log2(resolution / min_resolution))
+    if min_resolution * 2**stages != resolution:
+        raise ValueError(f"image size {resolution} must be {min_resolution}·2^k")
+    return stages
+
+
+class ConvEncoder(nn.Module):
+    """uint8 images (N, H, W, C) -> flat features; channels depth·(1, 2, 4, 8), kernel 4, stride 2."""
+
+    def __init__(
+        self,
+        channels: int,
+        resolution: int,
+        depth: int,
+        norm: str = "rms",
+        kernel: int = 4,
+    ) -> None:
+        super().__init__()
+        stages = conv_stages(resolution)
+        mods: list[nn.Module] = []
+        inp = channels
+        for i in range(stages):
+            out = depth * 2**i
+            mods += [
+                nn.Conv2d(inp, out, kernel, 2, padding=(kernel - 2) // 2, bias=False),
+                ChannelNorm(norm, out),
+            ]
+            mods.append(nn.SiLU())
+            inp = out
+        self.net = nn.Sequential(*mods)
+        self.out_dim = inp * 4 * 4
+        self.channels_last = False
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        x = image.permute(0, 3, 1, 2).float() / 255.0 - 0.5
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.net(x).flatten(1)
+
+
+class ConvDecoder(nn.Module):
+    """Features -> image mean in [−0.5, 0.5] offset space (N, H, W, C), mirror of ConvEncoder."""
+
+    def __init__(
+        self,
+        feat: int,
+        channels: int,
+        resolution: int,
+        depth: int,
+        norm: str = "rms",
+        kernel: int = 4,
+    ):
+        super().__init__()
+        stages = conv_stages(resolution)
+        self.top = depth * 2 ** (stages - 1)
+        self.linear = nn.Linear(feat, self.top * 16)
+        mods: list[nn.Module] = []
+        inp = self.top
+        for i in reversed(range(stages)):
+            last = i == 0
+            out = channels if last else depth * 2 ** (i - 1)
+            mods.append(nn.ConvTranspose2d(inp, out, kernel, 2, padding=(kernel - 2) // 2, bias=last))
+            if not last:
+                mods += [ChannelNorm(norm, out), nn.SiLU()]
+            inp = out
+        self.net = nn.Sequential(*mods)
+        self.channels_last = False
+
+    def forward(self, feat: torch.Tensor) -> torch.Tensor:
+        x = self.linear(feat).reshape(-1, self.top, 4, 4)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.net(x).permute(0, 2, 3, 1)
+
+
+class BoundedNormal:
+    """Continuous action distribution of DreamerV3: Normal(tanh(μ), std) with std in [min_std, max_std].
+
+    The mean stays in [−1, 1]; samples are clipped to the action box only when sent to the environment.
+    """
+
+    def __init__(self, out: torch.Tensor, min_std: float = 0.1, max_std: float = 1.0) -> None:
+        mean, std = out.float().chunk(2, -1)
+        self.mean = torch.tanh(mean)
+        self.std = (max_std - min_std) * torch.sigmoid(std + 2.0) + min_std
+
+    def sample(self) -> torch.Tensor:
+        return self.mean + self.std * torch.randn_like(self.mean)
+
+    def mode(self) -> torch.Tensor:
+        return self.mean
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        z = (x - self.mean) / self.std
+        return (-0.5 * z**2 - self.std.log() - 0.5 * math.log(2 * math.pi)).sum(-1)
+
+    def entropy(self) -> torch.Tensor:
+        return (0.5 + 0.5 * math.log(2 * math.pi) + self.std.log()).sum(-1)

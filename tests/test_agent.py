@@ -1,0 +1,136 @@
+"""The full agent at tiny size: train step, explorer switch, NaN guard, acting, checkpoints and exact resume."""
+
+import numpy as np
+import pytest
+import torch
+
+from lamp.agent.agent import Agent, TrainingStopped
+from lamp.agent.config import make_config
+from lamp.agent.replay import Replay
+from lamp.errors import UsageError
+
+SPACE = {"image": (16, 16, 3), "state": (3,), "lang": (768,)}
+
+
+def episode(length: int, seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {
+        "image": rng.integers(0, 256, (length, 16, 16, 3), dtype=np.uint8),
+        "state": rng.normal(size=(length, 3)).astype(np.float32),
+        "lang": np.repeat(rng.normal(size=(1, 768)).astype(np.float32), length, 0),
+        "action": rng.uniform(-1, 1, (length, 4)).astype(np.float32),
+        "reward": rng.normal(size=length).astype(np.float32),
+        "is_first": np.arange(length) == 0,
+        "is_last": np.arange(length) == length - 1,
+        "is_terminal": np.arange(length) == length - 1,
+    }
+
+
+def make_replay(directory=None, seed=0) -> Replay:
+    cfg = {"capacity": 1000, "chunk": 16, "directory": str(directory) if directory else ""}
+    replay = Replay(cfg, SPACE, action_dim=4, seed=seed)
+    if len(replay) == 0:
+        for i in range(4):
+            replay.add_episode(episode(12, i))
+    return replay
+
+
+def params(agent: Agent) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in agent.state_dict().items()}
+
+
+def test_train_step_updates_all_parts_and_policy_acts():
+    torch.manual_seed(0)
+    agent = Agent(make_config("tiny", expl={"intr_scale": 0.9, "extr_scale": 0.1}, lang_to_actor=True), SPACE)
+    replay = make_replay()
+    before = params(agent)
+    metrics = agent.train_step(replay.sample(3, 8))
+    assert all(torch.isfinite(v).all() for v in metrics.values())
+    assert {"loss/model", "loss/explorer", "loss/actor", "loss/critic", "behavior/disagreement"} <= set(metrics)
+    after = agent.state_dict()
+    for prefix in ("world_model.", "explorer.", "behavior.critic."):
+        assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith(prefix)), prefix
+    obs = {k: v[:2] for k, v in episode(2, 9).items()}
+    action, state = agent.policy(obs)
+    assert action.shape == (2, 4) and np.abs(action).max() <= 1
+    action, state = agent.policy({**obs, "is_first": np.zeros(2, bool)}, state, mode="eval")
+    assert action.shape == (2, 4)
+
+
+def test_intr_scale_zero_skips_the_ensemble():
+    agent = Agent(make_config("tiny", expl={"intr_scale": 0.0}), SPACE)
+    assert agent.explorer is None and "explorer" not in agent.optimizers
+    metrics = agent.train_step(make_replay().sample(3, 8))
+    assert "loss/explorer" not in metrics and "behavior/disagreement" not in metrics
+    n_params = sum(p.numel() for p in agent.parameters())
+    assert agent.model_bytes() >= 3 * 4 * n_params
+
+
+def test_nan_loss_is_skipped_then_stops_with_the_loss_name():
+    agent = Agent(make_config("tiny"), SPACE)
+    data = make_replay().sample(3, 8)
+    data["reward"][:] = np.nan
+    before = params(agent)
+    assert "skipped" in agent.train_step(data)
+    assert agent.counters["skipped"] == 1 and agent.counters["updates"] == 0
+    assert all(torch.equal(before[k], v) for k, v in agent.state_dict().items())
+    agent.train_step(data)
+    with pytest.raises(TrainingStopped, match="model/reward"):
+        agent.train_step(data)
+
+
+def test_checkpoint_from_another_config_names_the_keys(tmp_path):
+    agent = Agent(make_config("tiny"), SPACE)
+    agent.save(tmp_path / "ckpt.pt")
+    other = Agent(make_config("tiny", deter=48), SPACE)
+    with pytest.raises(UsageError, match=r"agent\.deter: 32 != 48") as err:
+        other.load(tmp_path / "ckpt.pt")
+    assert "\n" not in str(err.value) and "tensors differ" in str(err.value)
+    with pytest.raises(UsageError, match="explorer"):
+        Agent(make_config("tiny", expl={"intr_scale": 0.5}), SPACE).load(tmp_path / "ckpt.pt")
+
+
+@pytest.mark.slow
+def test_exact_resume_matches_uninterrupted_run(tmp_path):
+    cfg = make_config("tiny", expl={"intr_scale": 0.9, "extr_scale": 0.1})
+    n, m = 2, 2
+
+    def train(agent, replay, steps):
+        for _ in range(steps):
+            agent.train_step(replay.sample(cfg.batch_size, cfg.batch_length))
+
+    torch.manual_seed(0)
+    straight = Agent(cfg, SPACE)
+    train(straight, make_replay(tmp_path / "a"), n + m)
+
+    torch.manual_seed(0)
+    first = Agent(cfg, SPACE)
+    replay = make_replay(tmp_path / "b")
+    train(first, replay, n)
+    replay.flush()
+    first.save(tmp_path / "ckpt.pt", extra={"replay": replay.state_dict()})
+
+    torch.manual_seed(1234)  # a fresh process would start from other RNG states
+    np.random.seed(1234)
+    resumed = Agent(cfg, SPACE)
+    replay = make_replay(tmp_path / "b", seed=77)
+    extra = resumed.load(tmp_path / "ckpt.pt")
+    replay.load_state_dict(extra["replay"])
+    train(resumed, replay, m)
+
+    assert resumed.counters["updates"] == n + m
+    want = straight.state_dict()
+    for key, value in resumed.state_dict().items():
+        assert torch.equal(value, want[key]), key
+    for name, opt in resumed.optimizers.items():
+        for a, b in zip(opt.state.values(), straight.optimizers[name].state.values(), strict=True):
+            assert torch.equal(a["exp_avg"], b["exp_avg"])
+
+
+def test_channels_last_and_bf16_give_finite_losses_and_same_keys():
+    torch.manual_seed(0)
+    plain = Agent(make_config("tiny"), SPACE)
+    fast = Agent(make_config("tiny", channels_last=True, precision="bfloat16"), SPACE)
+    assert plain.state_dict().keys() == fast.state_dict().keys()  # checkpoints move between the two
+    metrics = fast.train_step(make_replay().sample(3, 8))
+    assert all(torch.isfinite(v).all() for v in metrics.values())

@@ -1,0 +1,178 @@
+"""Unit tests for the agent's building blocks at tiny sizes: nets, world model, actor-critic, explorer."""
+
+import math
+
+import pytest
+import torch
+
+from lamp.agent.behavior import ReturnNorm, lambda_return
+from lamp.agent.config import make_config
+from lamp.agent.explorer import Ensemble, Explorer
+from lamp.agent.nets import BoundedNormal, ConvDecoder, ConvEncoder, TwoHot, symexp, symlog
+from lamp.agent.world_model import WorldModel, kl_loss
+
+SPACE = {"image": (64, 64, 3), "state": (5,), "lang": (768,)}
+
+
+def batch(b=2, t=6, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return {
+        "image": torch.randint(0, 256, (b, t, 64, 64, 3), dtype=torch.uint8, generator=g),
+        "state": torch.randn(b, t, 5, generator=g),
+        "lang": torch.randn(b, t, 768, generator=g),
+        "action": torch.rand(b, t, 4, generator=g) * 2 - 1,
+        "reward": torch.randn(b, t, generator=g),
+        "is_first": torch.zeros(b, t, dtype=torch.bool),
+        "is_terminal": torch.zeros(b, t, dtype=torch.bool),
+    }
+
+
+def test_symlog_symexp_round_trip():
+    x = torch.tensor([-1e6, -123.4, -1.0, -1e-3, 0.0, 1e-3, 2.5, 1e4])
+    torch.testing.assert_close(symexp(symlog(x)), x, rtol=1e-5, atol=1e-6)
+    assert symlog(torch.tensor(math.e - 1)).item() == pytest.approx(1.0)
+
+
+def test_two_hot_round_trip_and_weights():
+    twohot = TwoHot(255)
+    y = torch.tensor([-500.0, -3.3, 0.0, 0.7, 42.0, 1e5])
+    enc = twohot.encode(y)
+    assert enc.shape == (6, 255)
+    torch.testing.assert_close(enc.sum(-1), torch.ones(6))
+    assert ((enc > 0).sum(-1) <= 2).all()
+    decoded = symexp((enc * twohot.bins).sum(-1))
+    torch.testing.assert_close(decoded, y, rtol=1e-4, atol=1e-4)
+    # values beyond the last bin are clamped to it
+    assert twohot.encode(torch.tensor([1e12]))[0, -1] == 1.0
+    # the loss is minimised by logits that put the target's two-hot mass in place
+    logits = torch.log(enc + 1e-9)
+    assert (twohot.loss(logits, y) < twohot.loss(torch.zeros_like(logits), y)).all()
+
+
+def test_conv_encoder_decoder_shapes():
+    enc = ConvEncoder(3, 64, depth=4)
+    out = enc(torch.zeros(5, 64, 64, 3, dtype=torch.uint8))
+    assert out.shape == (5, 8 * 4 * 4 * 4) == (5, enc.out_dim)
+    dec = ConvDecoder(10, 3, 64, depth=4)
+    assert dec(torch.zeros(5, 10)).shape == (5, 64, 64, 3)
+
+
+def test_bounded_normal_matches_torch_normal():
+    out = torch.randn(7, 8)
+    dist = BoundedNormal(out)
+    assert dist.mode().abs().max() <= 1
+    assert ((dist.std >= 0.1) & (dist.std <= 1.0)).all()
+    x = dist.sample()
+    ref = torch.distributions.Normal(dist.mean, dist.std)
+    torch.testing.assert_close(dist.log_prob(x), ref.log_prob(x).sum(-1))
+    torch.testing.assert_close(dist.entropy(), ref.entropy().sum(-1))
+
+
+def test_world_model_shapes_and_unimix():
+    cfg = make_config("tiny")
+    wm = WorldModel(cfg, SPACE)
+    total, losses, out = wm.loss(batch())
+    assert total.ndim == 0 and torch.isfinite(total)
+    assert set(losses) == {"dyn", "rep", "image", "vector", "reward", "cont"}
+    feat_dim = cfg.stoch * cfg.classes + cfg.deter
+    assert out["feat"].shape == (2, 6, feat_dim)
+    assert out["stoch"].shape == (2, 6, cfg.stoch * cfg.classes)
+    # one-hot samples per latent, probabilities never below the 1% uniform floor
+    assert torch.allclose(out["stoch"].unflatten(-1, (cfg.stoch, cfg.classes)).sum(-1), torch.ones(2, 6, cfg.stoch))
+    probs = wm.rssm.probs(out["post_logits"] * 100)
+    assert probs.min() >= 0.01 / cfg.classes - 1e-7
+
+
+def test_is_first_resets_the_latent():
+    wm = WorldModel(make_config("tiny"), SPACE)
+    data = batch(t=6)
+    embed = wm.encode(data)
+    is_first = torch.zeros(2, 6, dtype=torch.bool)
+    is_first[:, 0] = is_first[:, 3] = True
+    post = wm.rssm.observe(embed, data["action"], is_first)
+    fresh = wm.rssm.observe(embed[:, 3:], data["action"][:, 3:], is_first[:, 3:])
+    torch.testing.assert_close(post["deter"][:, 3], fresh["deter"][:, 0])
+
+
+def test_kl_free_bits():
+    wm = WorldModel(make_config("tiny"), SPACE)
+    logits = torch.randn(4, 16)
+    dyn, rep, raw = kl_loss(wm.rssm, logits, logits, free_nats=1.0)
+    assert torch.allclose(raw, torch.zeros(4), atol=1e-6)
+    assert torch.equal(dyn, torch.ones(4)) and torch.equal(rep, torch.ones(4))
+    far = torch.zeros(4, 16)
+    far[:, ::4] = 30.0
+    dyn, rep, raw = kl_loss(wm.rssm, far, -far, free_nats=1.0)
+    assert (raw > 1.0).all() and torch.allclose(dyn, raw) and torch.allclose(rep, raw)
+    # gradients: dyn only reaches the prior, rep only the posterior
+    post, prior = far.clone().requires_grad_(), (-far).clone().requires_grad_()
+    dyn, rep, _ = kl_loss(wm.rssm, post, prior, free_nats=1.0)
+    dyn.sum().backward()
+    assert post.grad is None and prior.grad.abs().sum() > 0
+
+
+def test_lambda_return_hand_computed():
+    reward = torch.tensor([[1.0, 2.0, 3.0]])
+    cont = torch.tensor([[1.0, 1.0, 0.0]])
+    value = torch.tensor([[0.0, 4.0, 8.0, 12.0]])
+    ret = lambda_return(reward, cont, value, discount=0.5, lam=0.5)
+    # R2 = 3 + 0.5·0·12 = 3; R1 = 2 + 0.5·(0.5·8 + 0.5·3) = 4.75; R0 = 1 + 0.5·(0.5·4 + 0.5·4.75) = 3.1875
+    torch.testing.assert_close(ret, torch.tensor([[3.1875, 4.75, 3.0]]))
+    td0 = lambda_return(reward, cont, value, discount=0.5, lam=0.0)
+    torch.testing.assert_close(td0, torch.tensor([[1 + 0.5 * 4, 2 + 0.5 * 8, 3.0]]))
+
+
+def test_return_normaliser_percentiles():
+    norm = ReturnNorm(decay=0.0)  # no smoothing: exactly this batch's percentiles
+    returns = torch.arange(101.0)
+    norm.commit(norm.update(returns))
+    assert norm.low.item() == pytest.approx(5.0) and norm.high.item() == pytest.approx(95.0)
+    assert norm.scale().item() == pytest.approx(90.0)
+    norm.commit(norm.update(torch.full((50,), 0.3)))
+    assert norm.scale().item() == 1.0  # small ranges are not blown up
+    ema = ReturnNorm(decay=0.99)
+    for _ in range(3):
+        ema.commit(ema.update(returns))
+    assert ema.high.item() == pytest.approx(95 * (1 - 0.99**3), rel=1e-4)
+
+
+def test_ensemble_is_batched_equivalent_of_members():
+    ens = Ensemble(members=3, inp=6, units=5, layers=2, out=4)
+    x = torch.randn(9, 6)
+    out = ens(x)
+    assert out.shape == (3, 9, 4)
+    for k in range(3):
+        h = x @ ens.weights[0][k] + ens.biases[0][k]
+        for i in (1, 2):
+            h = torch.nn.functional.silu(h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + 1e-3) * ens.scales[i - 1][k])
+            h = h @ ens.weights[i][k] + ens.biases[i][k]
+        torch.testing.assert_close(out[k], h)
+
+
+def test_disagreement_zero_for_identical_heads_positive_otherwise():
+    cfg = make_config("tiny", expl={"intr_scale": 1.0})
+    explorer = Explorer(cfg, feat_dim=10, target_dims={"stoch": 7, "deter": 3, "embed": 2})
+    feat, action = torch.randn(2, 5, 10), torch.randn(2, 5, 4)
+    dis = explorer.disagreement(feat, action)
+    assert dis.shape == (2, 5) and (dis > 0).all()
+    with torch.no_grad():
+        for group in (explorer.ensemble.weights, explorer.ensemble.biases, explorer.ensemble.scales):
+            for p in group:
+                p.copy_(p[:1].expand_as(p))
+    assert explorer.disagreement(feat, action).abs().max() < 1e-7  # zero up to float rounding
+    loss = explorer.loss(feat, action, torch.randn(2, 5, 7))
+    assert loss.ndim == 0 and loss > 0
+    with pytest.raises(ValueError, match=r"expl\.target"):
+        Explorer(make_config("tiny", expl={"target": "pixels"}), 10, {"stoch": 7})
+
+
+def test_configs_yaml_agrees_with_module_defaults():
+    from lamp.agent.config import AGENT_DEFAULTS, REPLAY_DEFAULTS, SIZES, to_cfg
+    from lamp.config import build_config
+
+    for size in SIZES:
+        cfg = build_config([size])  # OmegaConf DictConfig, as the CLI builds it
+        expected = make_config(size)
+        assert to_cfg(cfg.agent) == expected, size
+    cfg = build_config([])
+    assert to_cfg(cfg.agent) == to_cfg(AGENT_DEFAULTS) and dict(cfg.replay) == REPLAY_DEFAULTS
