@@ -24,6 +24,7 @@ venv:
 
 demo: setup
 	$(BIN)/lamp doctor
+	$(BIN)/lamp pretrain --configs smoke --logdir $(DEMO_LOGDIR)
 
 lint:
 	$(BIN)/ruff check .

@@ -63,56 +63,153 @@ def user_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def not_implemented(command: str, issue: str) -> None:
-    """Commands whose feature has not landed say so plainly instead of pretending to run."""
-    raise UsageError(f"'lamp {command}' is not implemented yet ({issue}); see the README for what works today")
+def print_config(cfg: Any) -> None:
+    from lamp.config import to_yaml
 
-
-def resolve_config(
-    configs: Sequence[str] | None, config_file: Path | None, logdir: str | None, extra: Sequence[str]
-) -> Any:
-    """Build, validate and print the run's config; nothing is written before this returns."""
-    from lamp.config import build_config, to_yaml
-
-    overrides = {"logdir": logdir} if logdir is not None else None
-    cfg = build_config(configs or [], config_file, extra, overrides)
     out.rule("resolved config")
     out.print(to_yaml(cfg).rstrip(), markup=False)
     out.rule()
-    return cfg
+
+
+def run_training(cfg: Any, mode: str) -> None:
+    """Run a training job; Ctrl-C has already saved a checkpoint when it reaches here."""
+    from lamp.train import run_job
+
+    try:
+        result = run_job(cfg, mode)
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    out.print(f"logs: {result['metrics']} (tensorboard --logdir {result['logdir']})", markup=False)
+    out.print(f"checkpoint: {result['checkpoint']}", markup=False)
+    if result["videos"]:
+        out.print(f"videos: {result['videos'][-1].parent} (latest: {result['videos'][-1].name})", markup=False)
+
+
+PromptsOpt = Annotated[
+    str | None,
+    typer.Option("--prompts", metavar="STYLE", help="Prompt style: a YAML in prompts/ (by name) or a path."),
+]
 
 
 @app.command(context_settings=CONFIG_CONTEXT, epilog=CONFIG_EPILOG)
 @user_errors
 def pretrain(
-    ctx: typer.Context, configs: ConfigsOpt = None, config_file: ConfigFileOpt = None, logdir: LogdirOpt = None
+    ctx: typer.Context,
+    configs: ConfigsOpt = None,
+    config_file: ConfigFileOpt = None,
+    logdir: LogdirOpt = None,
+    prompts: PromptsOpt = None,
 ) -> None:
-    """Pretrain an agent in randomised scenes with language-model rewards blended with a novelty bonus."""
-    cfg = resolve_config(configs, config_file, logdir, ctx.args)
-    if not cfg.logdir:
-        raise UsageError("no run directory given; pass --logdir DIR")
-    not_implemented("pretrain", "issue #6, workflows")
+    """Pretrain in randomised scenes on language rewards blended with a novelty bonus (the `pretrain` block first)."""
+    from lamp.config import build_config
+
+    overrides = {k: v for k, v in {"logdir": logdir, "prompts.style": prompts}.items() if v is not None}
+    cfg = build_config(["pretrain", *(configs or [])], config_file, ctx.args, overrides)
+    if cfg.env.task != "pretrain":
+        raise UsageError(f"lamp pretrain runs env.task 'pretrain', not '{cfg.env.task}'; use lamp finetune for tasks")
+    print_config(cfg)
+    run_training(cfg, "pretrain")
 
 
 @app.command(context_settings=CONFIG_CONTEXT, epilog=CONFIG_EPILOG)
 @user_errors
-def finetune(ctx: typer.Context) -> None:
-    """Fine-tune a pretrained agent on a named downstream task."""
-    not_implemented("finetune", "issue #6, workflows")
+def finetune(
+    ctx: typer.Context,
+    task: Annotated[str, typer.Option("--task", help="Downstream task, e.g. push_button.")],
+    source: Annotated[str, typer.Option("--from", metavar="DIR", help="The pretraining run to start from.")],
+    logdir: LogdirOpt = None,
+    freeze: Annotated[
+        list[str] | None, typer.Option("--freeze", help="critic_hidden: LAMP's linear probe (repeatable).")
+    ] = None,
+    reset: Annotated[list[str] | None, typer.Option("--reset", help="reward_head: re-initialise it.")] = None,
+    sparse: Annotated[bool, typer.Option("--sparse", help="Sparse success reward instead of shaped.")] = False,
+    configs: ConfigsOpt = None,
+    config_file: ConfigFileOpt = None,
+) -> None:
+    """Fine-tune a pretrained agent on a named task with the task's own reward (the `finetune` block first)."""
+    from envs import DOWNSTREAM_TASKS
+    from lamp.config import build_config, load_saved_config
+    from lamp.train import check_source, freeze_part, reset_part
+
+    if task not in DOWNSTREAM_TASKS:
+        raise UsageError(f"unknown task '{task}'; valid tasks: {', '.join(DOWNSTREAM_TASKS)}")
+    src = check_source(source)
+    for part in freeze or []:
+        freeze_part(None, part, check_only=True)
+    for part in reset or []:
+        reset_part(None, part, check_only=True)
+    overrides = {
+        "env.task": task,
+        "finetune.source": str(src),
+        "finetune.freeze": list(freeze or []),
+        "finetune.reset": list(reset or []),
+    }
+    if logdir is not None:
+        overrides["logdir"] = logdir
+    if sparse:
+        overrides["env.reward"] = "sparse"
+    cfg = build_config(["finetune", *(configs or [])], config_file, ctx.args, overrides, base=load_saved_config(src))
+    if Path(cfg.logdir).expanduser().resolve() == src.resolve():
+        raise UsageError("--logdir must differ from --from (fine-tuning writes a new run)")
+    print_config(cfg)
+    run_training(cfg, "finetune")
 
 
-@app.command(name="eval", context_settings=CONFIG_CONTEXT)
+@app.command(name="eval")
 @user_errors
-def evaluate(ctx: typer.Context) -> None:
-    """Evaluate a checkpoint on a task: per-episode JSONL, a summary with a 95% CI, and videos."""
-    not_implemented("eval", "issue #6, workflows")
+def evaluate(
+    checkpoint: Annotated[str, typer.Option("--checkpoint", metavar="DIR", help="A lamp run directory.")],
+    task: Annotated[str, typer.Option("--task", help="Downstream task, e.g. push_button.")],
+    episodes: Annotated[int, typer.Option("--episodes", help="Number of episodes.")] = 10,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the first episode (then +1 each).")] = 0,
+    out_dir: Annotated[
+        str | None, typer.Option("--out", metavar="DIR", help="Output folder (default DIR/eval/TASK-seedS).")
+    ] = None,
+) -> None:
+    """Evaluate a checkpoint on a task: per-episode JSONL, a summary with a 95% bootstrap CI, and MP4s."""
+    from lamp.evaluate import evaluate_checkpoint
+
+    result = evaluate_checkpoint(checkpoint, task, episodes, seed, out_dir, log=lambda m: out.print(m, markup=False))
+    low, high = result["success_ci95"]
+    out.print(
+        f"{task}: success {result['success_mean']:.2f} (95% CI {low:.2f}-{high:.2f}) over {episodes} "
+        f"episodes; return {result['return_mean']:.3g}",
+        markup=False,
+    )
+    out.print(f"wrote {result['out']}/episodes.jsonl, summary.json and videos/", markup=False)
 
 
-@app.command(context_settings=CONFIG_CONTEXT)
+@app.command()
 @user_errors
-def ablate(ctx: typer.Context) -> None:
-    """Run a prompt-style ablation grid (styles x seeds x tasks) from a YAML file."""
-    not_implemented("ablate", "issue #6, workflows")
+def ablate(
+    ablation_file: Annotated[Path, typer.Argument(metavar="ABLATION_YAML", help="e.g. prompts/ablation.yaml")],
+    logdir: Annotated[str, typer.Option("--logdir", metavar="DIR", help="Grid directory (one run per cell).")],
+    parallel: Annotated[int, typer.Option("--parallel", help="Local runs at the same time.")] = 1,
+    ray_address: Annotated[
+        str | None, typer.Option("--ray-address", metavar="ADDR", help="Run on this Ray cluster instead.")
+    ] = None,
+) -> None:
+    """Prompt-style ablation: styles x seeds, each pretrain -> finetune per task; resumable; writes a summary."""
+    from lamp.ablate import Ablation, plan, run_grid, summarize
+
+    ablation = Ablation.load(ablation_file)
+    if parallel < 1:
+        raise UsageError(f"--parallel must be at least 1, got {parallel}")
+    root = Path(logdir).expanduser()
+    jobs = plan(ablation, root)
+    out.print(
+        f"{len(jobs)} jobs ({len(ablation.styles)} styles x {len(ablation.seeds)} seeds), "
+        f"{sum(len(j.commands) for j in jobs)} runs; finished runs are skipped",
+        markup=False,
+    )
+    results = run_grid(jobs, parallel=parallel, ray_address=ray_address)
+    failed = [r for r in results if not r["ok"]]
+    paths = summarize(ablation, root)
+    out.print(f"wrote {paths['csv']}, {paths['md']} and {paths['png']}", markup=False)
+    if failed:
+        for r in failed:
+            err.print(f"error: run {r['failed']} failed with exit code {r['code']}", markup=False)
+        raise typer.Exit(1)
 
 
 @app.command(context_settings=CONFIG_CONTEXT, epilog=CONFIG_EPILOG)

@@ -65,18 +65,39 @@ def test_malformed_config_file(tmp_path: Path) -> None:
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("command", ["finetune", "eval", "ablate"])
-def test_unlanded_commands_say_not_implemented(command: str) -> None:
-    result = run([command])
-    assert result.exit_code == 2
-    assert f"error: 'lamp {command}' is not implemented yet" in result.output
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["finetune", "--from", "x"], "Missing option '--task'"),
+        (["eval", "--task", "push_button"], "Missing option '--checkpoint'"),
+        (["ablate"], "Missing argument 'ABLATION_YAML'"),
+    ],
+)
+def test_required_arguments(args: list[str], message: str) -> None:
+    result = run(args)
+    assert result.exit_code == 2 and message in result.output
 
 
-def test_pretrain_validates_then_refuses_honestly(tmp_path: Path) -> None:
-    result = run(["pretrain", "--configs", "smoke", "cpu", "--seed", "3", "--logdir", str(tmp_path / "r")])
-    assert "seed: 3" in result.output  # the resolved config is printed first
-    assert result.exit_code == 2 and "not implemented yet" in result.output
+def test_pretrain_prints_the_config_and_checks_the_task(tmp_path: Path) -> None:
+    result = run(
+        [
+            "pretrain",
+            "--configs",
+            "smoke",
+            "cpu",
+            "--seed",
+            "3",
+            "--env.task",
+            "push_button",
+            "--logdir",
+            str(tmp_path / "r"),
+        ]
+    )
+    assert result.exit_code == 2 and "use lamp finetune for tasks" in result.output
     assert not (tmp_path / "r").exists()
+    no_logdir = run(["pretrain", "--configs", "smoke"])
+    assert no_logdir.exit_code == 2 and "error: no run directory given; pass --logdir DIR" in no_logdir.output
+    assert "resolved config" in no_logdir.output and "kind: tiny" in no_logdir.output  # printed before the run
 
 
 def test_version() -> None:

@@ -32,7 +32,7 @@ __all__ = [
 
 # The `scorer:` config section (mirrors lamp/configs.yaml).
 DEFAULTS: dict[str, Any] = {
-    "kind": "r3m",  # r3m | clip
+    "kind": "r3m",  # r3m | clip | tiny (random weights: a plumbing check, rewards are meaningless)
     "model": "resnet50",  # resnet50 | resnet34 | resnet18 (official R3M weights, downloaded once)
     "checkpoint": "",  # local official-format model.pt instead of the download ("" = download `model`)
     "tokenizer": "distilbert-base-uncased",  # HF id or a folder with vocab.txt
@@ -76,4 +76,27 @@ def make_scorer(config: Mapping[str, Any] | None = None, **overrides: Any) -> Fr
         from lamp.scorers.clip import ClipScorer
 
         return ClipScorer.from_pretrained(cfg["clip_model"], scale=cfg["clip_scale"], **common)
-    raise UsageError(f"unknown scorer.kind {cfg['kind']!r}; valid: r3m, clip")
+    if cfg["kind"] == "tiny":
+        return tiny_random_scorer(pooling=cfg["pooling"], **common)
+    raise UsageError(f"unknown scorer.kind {cfg['kind']!r}; valid: r3m, clip, tiny")
+
+
+def tiny_random_scorer(**kwargs: Any) -> FrameScorer:
+    """A randomly initialised tiny R3M (ResNet-18, 1-layer DistilBERT): a plumbing check, its rewards mean nothing.
+
+    It goes through the same official-format loading path as the real weights (written once to the cache).
+    """
+    from lamp.scorers.r3m import R3MScorer
+    from lamp.scorers.tiny import random_r3m, save_official, write_vocab
+
+    folder = cache_dir() / "tiny_random_r3m"
+    checkpoint = folder / "model.pt"
+    if not checkpoint.is_file():
+        from lamp.atomic import atomic_path
+
+        write_vocab(folder)
+        with atomic_path(checkpoint) as tmp:
+            save_official(random_r3m("resnet18", seed=0), tmp)
+    scorer = R3MScorer.from_checkpoint(checkpoint, model="resnet18", tokenizer=str(folder), **kwargs)
+    scorer.kind = "tiny"
+    return scorer

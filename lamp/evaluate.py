@@ -1,0 +1,108 @@
+"""Evaluation: deterministic-policy episodes (success = the task succeeded at any step), and the `lamp eval` job."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lamp.atomic import atomic_write_bytes
+from lamp.errors import UsageError
+
+
+def run_episodes(
+    agent: Any, envs: Any, lang: np.ndarray, episodes: int, seed: int, keep_frames: int = 0
+) -> dict[str, Any]:
+    """Run `episodes` full episodes with the policy's mode on one env; record success, return, length and seed."""
+    from lamp.driver import Driver
+
+    results: list[dict[str, Any]] = []
+    frames: list[np.ndarray] = []
+    seeds = [seed + k for k in range(episodes)]
+    driver = Driver(envs, lambda worker, info: {"lang": np.asarray(lang, np.float32)})
+
+    def collect(worker: int, episode: dict[str, np.ndarray]) -> None:
+        results.append(
+            {
+                "seed": seeds[len(results)],
+                "success": bool(episode["success"].max() > 0),
+                "return": float(episode["reward"][1:].sum()),
+                "length": int(len(episode["reward"]) - 1),
+            }
+        )
+        if len(frames) < keep_frames:
+            frames.append(episode["image"])
+
+    driver.on_episode(collect)
+    for k in range(episodes):
+        driver.reset(seed=seeds[k])
+        target = k + 1
+        while len(results) < target:
+            driver.step(lambda obs, state: agent.policy(obs, state, mode="eval"))
+    return {"episodes": results, "frames": frames}
+
+
+def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean success and return with 95% bootstrap intervals."""
+    from lamp.stats import bootstrap_ci
+
+    success = bootstrap_ci([r["success"] for r in results])
+    returns = bootstrap_ci([r["return"] for r in results])
+    return {
+        "episodes": len(results),
+        "success_mean": success[0],
+        "success_ci95": [success[1], success[2]],
+        "return_mean": returns[0],
+        "return_ci95": [returns[1], returns[2]],
+    }
+
+
+def evaluate_checkpoint(
+    run_dir: str | Path, task: str, episodes: int, seed: int, out: str | Path | None, log: Any = print
+) -> dict[str, Any]:
+    """`lamp eval`: load a run's config and latest checkpoint, run the task, write JSONL, summary and MP4s."""
+    from envs import DOWNSTREAM_TASKS
+    from lamp.config import build_config, load_saved_config
+    from lamp.train import CHECKPOINT, Run, make_envs, make_scorer, obs_space
+
+    run_dir = Path(run_dir).expanduser()
+    if not (run_dir / "config.yaml").is_file() or not (run_dir / CHECKPOINT).is_file():
+        raise UsageError(f"--checkpoint '{run_dir}' is not a lamp run (needs config.yaml and {CHECKPOINT})")
+    if task not in DOWNSTREAM_TASKS:
+        raise UsageError(f"unknown task '{task}'; valid tasks: {', '.join(DOWNSTREAM_TASKS)}")
+    if episodes < 1:
+        raise UsageError(f"--episodes must be at least 1, got {episodes}")
+    saved = load_saved_config(run_dir)
+    cfg = build_config(base=saved, overrides={"env.task": task, "env.workers": 1})
+    out_dir = Path(out) if out else run_dir / "eval" / f"{task}-seed{seed}"
+    scorer = make_scorer(cfg, log)
+    from lamp.agent.agent import Agent
+
+    envs = make_envs(cfg, workers=1, seed=seed)
+    try:
+        instruction = Run(cfg, "finetune").task_instruction()
+        lang = scorer.embed_prompts([instruction])[0].cpu().numpy()
+        agent = Agent(cfg.agent, obs_space(envs.single_observation_space, lang.shape[-1]), device=cfg.device)
+        agent.load(run_dir / CHECKPOINT)
+        results = run_episodes(agent, envs, lang, episodes, seed, keep_frames=episodes)
+    finally:
+        envs.close()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lines = "".join(json.dumps(r) + "\n" for r in results["episodes"])
+    atomic_write_bytes(out_dir / "episodes.jsonl", lines.encode())
+    summary = {
+        "task": task,
+        "instruction": instruction,
+        "checkpoint": str(run_dir / CHECKPOINT),
+        "seed": seed,
+        **summarize(results["episodes"]),
+    }
+    atomic_write_bytes(out_dir / "summary.json", json.dumps(summary, indent=2).encode())
+    from lamp.logger import Logger
+
+    with Logger(out_dir, tensorboard=False) as logger:
+        for k, frames in enumerate(results["frames"]):
+            logger.video(f"episode{k:03d}", frames, seed + k)
+    return {"out": out_dir, **summary}

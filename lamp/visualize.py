@@ -1,0 +1,82 @@
+"""Pictures a researcher checks a run by: rollouts with their reward curve, top-reward frames, open-loop predictions.
+
+All of it is plain numpy on uint8 frames (no plotting library per frame), so videos are cheap to make during training.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+CURVE_COLOR = np.array([255, 200, 40], np.uint8)
+MARKER_COLOR = np.array([255, 60, 60], np.uint8)
+
+
+def reward_strip_video(frames: np.ndarray, rewards: np.ndarray, strip_height: int | None = None) -> np.ndarray:
+    """Frames [T,H,W,3] with the whole episode's reward curve drawn under each one and a marker at the current step.
+
+    The curve is min-max scaled to the strip; the marker shows which point of the curve the frame above belongs to.
+    """
+    frames = np.asarray(frames, np.uint8)
+    rewards = np.asarray(rewards, np.float64).reshape(-1)
+    t_len, height, width, _ = frames.shape
+    if len(rewards) != t_len:
+        raise ValueError(f"need one reward per frame, got {len(rewards)} rewards for {t_len} frames")
+    strip_h = strip_height or max(16, height // 2)
+    values = np.nan_to_num(rewards, nan=0.0, posinf=0.0, neginf=0.0)
+    low, high = values.min(), values.max()
+    scale = (values - low) / (high - low) if high > low else np.full_like(values, 0.5)
+    xs = np.linspace(0, width - 1, t_len).round().astype(int)
+    ys = ((1.0 - scale) * (strip_h - 3) + 1).round().astype(int)
+    strip = np.full((strip_h, width, 3), 24, np.uint8)
+    column_y = np.interp(np.arange(width), xs, ys).round().astype(int) if t_len > 1 else np.full(width, ys[0])
+    for x in range(width):  # fill between neighbouring columns so steep parts of the curve have no gaps
+        lo, hi = sorted((column_y[x], column_y[max(x - 1, 0)]))
+        strip[lo : hi + 1, x] = CURVE_COLOR
+    out = np.empty((t_len, height + strip_h, width, 3), np.uint8)
+    out[:, :height] = frames
+    out[:, height:] = strip
+    for t in range(t_len):
+        out[t, height:, xs[t]] = MARKER_COLOR
+        out[t, height + ys[t] - 1 : height + ys[t] + 2, max(0, xs[t] - 1) : xs[t] + 2] = MARKER_COLOR
+    return out
+
+
+def image_grid(images: list[np.ndarray], columns: int = 8, pad: int = 2) -> np.ndarray:
+    """Tile equally sized uint8 [H,W,3] images into one image, row by row."""
+    if not images:
+        raise ValueError("image_grid needs at least one image")
+    height, width, _ = images[0].shape
+    rows = -(-len(images) // columns)
+    cols = min(columns, len(images))
+    grid = np.zeros((rows * (height + pad) - pad, cols * (width + pad) - pad, 3), np.uint8)
+    for k, image in enumerate(images):
+        r, c = divmod(k, columns)
+        grid[r * (height + pad) : r * (height + pad) + height, c * (width + pad) : c * (width + pad) + width] = image
+    return grid
+
+
+class TopFrames:
+    """The k highest-reward frames seen so far for each prompt (what the scorer likes most, per instruction)."""
+
+    def __init__(self, k: int = 8) -> None:
+        self.k = k
+        self.best: dict[str, list[tuple[float, np.ndarray]]] = {}
+
+    def update(self, prompt: str, frames: np.ndarray, rewards: np.ndarray) -> None:
+        entries = self.best.setdefault(prompt, [])
+        order = np.argsort(rewards)[::-1][: self.k]
+        entries.extend((float(rewards[i]), np.asarray(frames[i], np.uint8).copy()) for i in order)
+        entries.sort(key=lambda e: -e[0])
+        del entries[self.k :]
+
+    def grids(self, max_prompts: int = 4) -> dict[str, np.ndarray]:
+        """One image grid per prompt (prompts with the highest best reward first)."""
+        ranked = sorted(self.best.items(), key=lambda item: -item[1][0][0])[:max_prompts]
+        return {prompt: image_grid([frame for _, frame in entries]) for prompt, entries in ranked}
+
+
+def side_by_side(truth: np.ndarray, prediction: np.ndarray) -> np.ndarray:
+    """[T,H,W,3] truth | prediction | absolute error, for the world model's open-loop video."""
+    truth, prediction = np.asarray(truth, np.uint8), np.asarray(prediction, np.uint8)
+    error = np.abs(truth.astype(np.int16) - prediction.astype(np.int16)).astype(np.uint8)
+    return np.concatenate([truth, prediction, error], axis=2)

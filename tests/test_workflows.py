@@ -1,0 +1,212 @@
+"""End to end on the embedded simulator with tiny sizes: pretrain -> checkpoint -> finetune -> eval, resume,
+and the ablation grid; plus every bad-input case of the workflow commands (one line, exit 2, nothing written)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from lamp.cli import _split_configs, app
+
+FAST = [
+    "--env.episode_length",
+    "30",
+    "--run.prefill",
+    "60",
+    "--run.log_every",
+    "30",
+    "--run.save_every",
+    "60",
+    "--run.video_every",
+    "90",
+]
+
+
+def lamp(args: list[str]):
+    return CliRunner().invoke(app, _split_configs(args), env={"COLUMNS": "200"})
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    logdir = tmp_path_factory.mktemp("runs") / "pre"
+    result = lamp(
+        ["pretrain", "--configs", "smoke", "--prompts", "similar", "--logdir", str(logdir), "--run.steps", "120", *FAST]
+    )
+    assert result.exit_code == 0, result.output
+    return logdir
+
+
+@pytest.mark.slow
+def test_pretrain_writes_the_run_directory(pretrained: Path) -> None:
+    for name in ("config.yaml", "metrics.jsonl", "checkpoints/latest.pt", "done.json"):
+        assert (pretrained / name).is_file(), name
+    assert list((pretrained / "replay").glob("chunk_*.npz"))
+    assert list((pretrained / "videos").glob("episode_reward_curve_*.mp4"))
+    assert list(pretrained.glob("events.out.tfevents.*"))
+    rows = [json.loads(line) for line in (pretrained / "metrics.jsonl").read_text().splitlines()]
+    keys = set().union(*rows)
+    assert {"vlm/reward_mean", "train/loss/model", "train/behavior/disagreement", "perf/env_fps"} <= keys
+    assert any(k.startswith("vlm_prompt/") for k in keys)
+    done = json.loads((pretrained / "done.json").read_text())
+    assert done["env_steps"] == 120 and done["updates"] > 0
+    ckpt = torch.load(pretrained / "checkpoints/latest.pt", weights_only=True)
+    assert ckpt["agent"]["explorer"] is True  # pretraining trains the Plan2Explore ensemble
+
+
+@pytest.mark.slow
+def test_rerun_resumes_and_continues(pretrained: Path, tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "pre"
+    shutil.copytree(pretrained, copy)
+    result = lamp(["pretrain", "--configs", "smoke", "--logdir", str(copy), "--run.steps", "180", *FAST])
+    assert result.exit_code == 0, result.output
+    assert "resumed from" in result.output and "at env step 120" in result.output
+    assert json.loads((copy / "done.json").read_text())["env_steps"] == 180
+    again = lamp(["pretrain", "--configs", "smoke", "--logdir", str(copy), "--run.steps", "180", *FAST])
+    assert again.exit_code == 0 and "already finished" in again.output
+
+
+@pytest.mark.slow
+def test_finetune_and_eval(pretrained: Path, tmp_path: Path) -> None:
+    ft = tmp_path / "ft"
+    result = lamp(
+        [
+            "finetune",
+            "--task",
+            "push_button",
+            "--from",
+            str(pretrained),
+            "--logdir",
+            str(ft),
+            "--freeze",
+            "critic_hidden",
+            "--reset",
+            "reward_head",
+            "--run.steps",
+            "60",
+            "--run.eval_every",
+            "30",
+            "--run.eval_episodes",
+            "2",
+        ]
+    )
+    assert result.exit_code == 0, result.output
+    source = json.loads((ft / "source.json").read_text())
+    assert source["source"] == str(pretrained.resolve()) and source["source_env_steps"] == 120
+    assert len(source["config_hash"]) == 12 and source["freeze"] == ["critic_hidden"]
+    evals = [json.loads(x) for x in (ft / "metrics.jsonl").read_text().splitlines() if "eval/success" in x]
+    assert [e["step"] for e in evals][:2] == [0, 30] and all(0 <= e["eval/success"] <= 1 for e in evals)
+    ckpt = torch.load(ft / "checkpoints/latest.pt", weights_only=True)
+    assert ckpt["agent"]["explorer"] is False  # intr_scale 0: the ensemble is not even built
+    model = ckpt["agent"]["model"]
+    pre_model = torch.load(pretrained / "checkpoints/latest.pt", weights_only=True)["agent"]["model"]
+    hidden = [k for k in model if k.startswith("behavior.critic.") and ".out." not in k and k.endswith("weight")]
+    assert hidden and all(torch.equal(model[k], pre_model[k]) for k in hidden)  # linear probe: frozen hidden layers
+    out = tmp_path / "eval"
+    result = lamp(
+        ["eval", "--checkpoint", str(ft), "--task", "push_button", "--episodes", "2", "--seed", "3", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    episodes = [json.loads(x) for x in (out / "episodes.jsonl").read_text().splitlines()]
+    assert [e["seed"] for e in episodes] == [3, 4] and all(e["length"] == 30 for e in episodes)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["episodes"] == 2 and len(summary["success_ci95"]) == 2
+    assert len(list((out / "videos").glob("*.mp4"))) == 2
+
+
+@pytest.mark.slow
+def test_ablation_grid_and_resume(tmp_path: Path) -> None:
+    spec = {
+        "styles": ["similar", "shakespeare"],
+        "seeds": [0],
+        "tasks": ["push_button"],
+        "configs": ["smoke"],
+        "pretrain_steps": 60,
+        "finetune_steps": 60,
+        "eval_every": 30,
+        "budgets": [30, 60],
+        "flags": ["--env.episode_length", "30", "--run.prefill", "30", "--run.eval_episodes", "1"],
+    }
+    path = tmp_path / "ablation.yaml"
+    path.write_text(json.dumps(spec))
+    grid = tmp_path / "grid"
+    cmd = [sys.executable, "-m", "lamp.cli", "ablate", str(path), "--logdir", str(grid)]
+    first = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
+    assert (grid / "summary.csv").is_file() and (grid / "summary.md").is_file()
+    assert (grid / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    rows = (grid / "summary.csv").read_text().splitlines()
+    assert rows[0] == "style,seed,task,budget,success" and len(rows) == 1 + 2 * 2
+    assert "| similar |" in (grid / "summary.md").read_text()
+    done = grid / "shakespeare" / "seed0" / "push_button" / "done.json"
+    done.unlink()  # as if the last fine-tuning run had been interrupted
+    second = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert done.is_file()
+    assert second.stdout.count("resumed from") == 1  # only the unfinished run ran again, and it resumed
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["pretrain", "--configs", "smoke", "--prompts", "nosuchstyle"], "prompt file 'nosuchstyle' does not exist"),
+        (["finetune", "--task", "fly", "--from", "."], "unknown task 'fly'; valid tasks: push_button"),
+        (["finetune", "--task", "push_button", "--from", "/nonexistent"], "--from '/nonexistent' is not a folder"),
+        (["finetune", "--task", "push_button", "--from", "."], "is not a lamp run (needs config.yaml"),
+        (["eval", "--checkpoint", ".", "--task", "push_button"], "is not a lamp run (needs config.yaml"),
+        (
+            ["ablate", "/no/such/ablation.yaml", "--logdir", "x"],
+            "ablation file '/no/such/ablation.yaml' does not exist",
+        ),
+    ],
+)
+def test_workflow_bad_input(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], message: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = lamp([*args, "--logdir", str(tmp_path / "out")] if args[0] == "pretrain" else args)
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0], result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_style_file_errors_reach_the_cli(tmp_path: Path) -> None:
+    bad = tmp_path / "style.yaml"
+    bad.write_text("templates: ['pick up the {noun}']\n")
+    result = lamp(["pretrain", "--configs", "smoke", "--prompts", str(bad), "--logdir", str(tmp_path / "out")])
+    assert result.exit_code == 2 and "has {noun} templates but no nouns" in result.output
+    bad.write_text("name: empty\n")
+    result = lamp(["pretrain", "--configs", "smoke", "--prompts", str(bad), "--logdir", str(tmp_path / "out")])
+    assert result.exit_code == 2 and "has no templates" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_finetune_refuses_a_checkpoint_of_another_config(pretrained: Path, tmp_path: Path) -> None:
+    result = lamp(
+        [
+            "finetune",
+            "--task",
+            "push_button",
+            "--from",
+            str(pretrained),
+            "--logdir",
+            str(tmp_path / "ft"),
+            "--agent.deter",
+            "48",
+            "--run.steps",
+            "30",
+        ]
+    )
+    assert result.exit_code == 2
+    assert "was trained with another architecture (agent.deter: checkpoint 32 vs config 48)" in result.output
+    assert not (tmp_path / "ft").exists()
+    resumed = lamp(["pretrain", "--configs", "smoke", "--logdir", str(pretrained), "--agent.units", "24"])
+    assert resumed.exit_code == 2 and "agent.units: checkpoint 16 vs config 24" in resumed.output
+    assert "units: 16" in (pretrained / "config.yaml").read_text()  # the run's saved config is untouched
