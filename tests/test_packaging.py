@@ -35,6 +35,8 @@ def test_wheel_contains_configs_and_prompts(tmp_path: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "lamp/configs.yaml" in names
     assert "lamp/cli.py" in names and "envs/__init__.py" in names
+    for init in [*ROOT.glob("lamp/**/__init__.py"), *ROOT.glob("envs/**/__init__.py")]:  # every subpackage ships
+        assert str(init.relative_to(ROOT)) in names, f"{init.parent.name} is missing from setup.cfg packages"
     shipped_prompts = {n for n in names if n.startswith("lamp/prompt_files/")}
     expected = {f"lamp/prompt_files/{p.name}" for p in (ROOT / "prompts").iterdir() if p.suffix in (".yaml", ".md")}
     assert expected and expected <= shipped_prompts
