@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from lamp.atomic import atomic_path, atomic_write_bytes
 from lamp.errors import UsageError
@@ -46,15 +45,12 @@ class Ablation:
 
     @classmethod
     def load(cls, path: str | Path) -> Ablation:
+        from lamp.config import read_yaml_mapping
+
         p = Path(path).expanduser()
-        if not p.is_file():
-            raise UsageError(f"ablation file '{p}' does not exist; see prompts/ablation.yaml for the format")
-        try:
-            data = yaml.safe_load(p.read_text(encoding="utf-8"))
-        except yaml.YAMLError:
-            raise UsageError(f"ablation file '{p}' is not valid YAML; fix the syntax") from None
-        if not isinstance(data, dict):
-            raise UsageError(f"ablation file '{p}' must be a mapping; see prompts/ablation.yaml")
+        data = read_yaml_mapping(
+            p, "ablation file", "see prompts/ablation.yaml for the format", "a mapping; see prompts/ablation.yaml"
+        )
         unknown = set(data) - KEYS
         if unknown:
             raise UsageError(f"ablation file '{p}' has unknown keys {sorted(unknown)}; allowed: {sorted(KEYS)}")

@@ -113,24 +113,30 @@ def _apply(cfg: DictConfig, updates: dict[str, Any], source: str) -> None:
         OmegaConf.update(cfg, key, _coerce(key, value, known[key], source), merge=False)
 
 
-def _load_yaml_file(path: str | Path) -> dict[str, Any]:
-    """Read a user override file; missing, unreadable or malformed files are one-line UsageErrors."""
+def read_yaml_mapping(
+    path: str | Path,
+    what: str = "config file",
+    fix: str = "pass an existing YAML file to --config-file",
+    shape: str = "a mapping of keys (like lamp/configs.yaml's defaults)",
+) -> dict[str, Any]:
+    """Read a user YAML file that must hold a mapping (`safe_load` only); missing, unreadable or malformed files are
+    one-line UsageErrors naming `what`, the file, the line, and the fix."""
     p = Path(path).expanduser()
     if not p.is_file():
-        raise UsageError(f"config file '{p}' does not exist; pass an existing YAML file to --config-file")
+        raise UsageError(f"{what} '{p}' does not exist; {fix}")
     try:
         data = yaml.safe_load(p.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise UsageError(f"config file '{p}' is not valid YAML{where}: {problem}; fix the syntax") from None
+        raise UsageError(f"{what} '{p}' is not valid YAML{where}: {problem}; fix the syntax") from None
     except (OSError, UnicodeDecodeError) as e:
-        raise UsageError(f"config file '{p}' cannot be read ({e.__class__.__name__}); check its permissions") from None
+        raise UsageError(f"{what} '{p}' cannot be read ({e.__class__.__name__}); check its permissions") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise UsageError(f"config file '{p}' must be a mapping of keys (like lamp/configs.yaml's defaults)")
+        raise UsageError(f"{what} '{p}' must be {shape}")
     return data
 
 
@@ -176,7 +182,7 @@ def build_config(
             raise UsageError(f"unknown config block '{name}'{_suggest(name, names)} (valid: {', '.join(names)})")
         _apply(cfg, flat_keys(_blocks()[name]), f"block '{name}' in {CONFIGS_FILE.name}")
     if config_file is not None:
-        _apply(cfg, flat_keys(_load_yaml_file(config_file)), f"file '{config_file}'")
+        _apply(cfg, flat_keys(read_yaml_mapping(config_file)), f"file '{config_file}'")
     _apply(cfg, parse_flags(flags), "the command line")
     if overrides:
         _apply(cfg, overrides, "the command line")
@@ -201,4 +207,4 @@ def load_saved_config(logdir: str | Path) -> DictConfig:
     path = Path(logdir) / "config.yaml"
     if not path.is_file():
         raise UsageError(f"'{logdir}' has no config.yaml; is it a lamp run directory?")
-    return OmegaConf.create(_load_yaml_file(path))
+    return OmegaConf.create(read_yaml_mapping(path))

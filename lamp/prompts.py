@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from lamp.errors import UsageError
 
@@ -58,15 +57,10 @@ class PromptStyle:
 
     @classmethod
     def load(cls, name_or_path: str | Path) -> PromptStyle:
+        from lamp.config import read_yaml_mapping
+
         path = resolve_style_path(name_or_path)
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            where = f" at line {mark.line + 1}" if mark else ""
-            raise UsageError(f"prompt file '{path}' is not valid YAML{where}; fix the syntax") from None
-        if not isinstance(data, dict):
-            raise UsageError(f"prompt file '{path}' must be a mapping with 'templates' (and 'nouns')")
+        data = read_yaml_mapping(path, "prompt file", "pass a style YAML", "a mapping with 'templates' (and 'nouns')")
         unknown = set(data) - KNOWN_KEYS
         if unknown:
             raise UsageError(f"prompt file '{path}' has unknown keys {sorted(unknown)}; allowed: {sorted(KNOWN_KEYS)}")

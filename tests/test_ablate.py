@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from lamp import ablate as A
 from lamp.errors import UsageError
@@ -34,7 +35,7 @@ def write_ablation(tmp_path: Path, **overrides) -> Path:
 def test_shipped_ablation_file_names_real_styles() -> None:
     from lamp.prompts import prompts_dir
 
-    data = A.yaml.safe_load((prompts_dir() / "ablation.yaml").read_text())
+    data = yaml.safe_load((prompts_dir() / "ablation.yaml").read_text())
     assert len(data["styles"]) == 6
     for style in data["styles"]:
         assert (prompts_dir() / f"{style}.yaml").is_file()
