@@ -4,6 +4,8 @@ Each variant runs in its own subprocess so peak RSS is per variant. MFU = counte
 (torch.utils.flop_counter) ÷ peak matmul FLOP/s measured in the same run for the same dtype.
 Peers on this 2-core CPU at `small` (issue 5): SheepRL 3.1–3.4 s/step, dreamerv3-torch 3.6–4.2 s/step,
 with Plan2Explore ~7 s and 8–9 s.
+On a CPU shared with other jobs, 2 OpenMP threads can be 3–4× slower than 1 (threads spin on barriers while the
+other core is busy): compare `--threads 1` CPU seconds there, and take wall-clock numbers only on an idle machine.
 
     python benchmarks/agent_throughput.py                  # small (fp32 baseline, bf16+fast, ± explorer), size12m
     python benchmarks/agent_throughput.py --sizes small --variants bfloat16:1 --threads 1 --steps 2
