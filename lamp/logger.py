@@ -35,7 +35,7 @@ class Logger:
         (self.logdir / "videos").mkdir(exist_ok=True)
         self.fps = fps
         self._scalars: dict[str, float] = {}
-        self._jsonl = open(self.logdir / "metrics.jsonl", "a", encoding="utf-8")  # noqa: SIM115 (kept open for the run)
+        self._jsonl: Any = None  # opened on the first write, so media-only loggers leave no empty metrics file
         self._tb = None
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
@@ -57,6 +57,8 @@ class Logger:
             line[name] = value if math.isfinite(value) else str(value)  # JSON has no NaN/inf
             if self._tb is not None:
                 self._tb.add_scalar(name, value, step)
+        if self._jsonl is None:
+            self._jsonl = open(self.logdir / "metrics.jsonl", "a", encoding="utf-8")  # noqa: SIM115 (kept open)
         self._jsonl.write(json.dumps(line) + "\n")
         self._jsonl.flush()
         self._scalars.clear()
@@ -95,12 +97,14 @@ class Logger:
         self._tb._get_file_writer().add_summary(Summary(value=[Summary.Value(tag=name, image=image)]), step)
 
     def flush(self) -> None:
-        self._jsonl.flush()
+        if self._jsonl is not None:
+            self._jsonl.flush()
         if self._tb is not None:
             self._tb.flush()
 
     def close(self) -> None:
-        self._jsonl.close()
+        if self._jsonl is not None:
+            self._jsonl.close()
         if self._tb is not None:
             self._tb.close()
 

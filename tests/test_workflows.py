@@ -119,6 +119,7 @@ def test_finetune_and_eval(pretrained: Path, tmp_path: Path) -> None:
     summary = json.loads((out / "summary.json").read_text())
     assert summary["episodes"] == 2 and len(summary["success_ci95"]) == 2
     assert len(list((out / "videos").glob("*.mp4"))) == 2
+    assert not (out / "metrics.jsonl").exists()  # eval writes its own JSONL, no empty metrics file
 
 
 @pytest.mark.slow
