@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 CheckResult = tuple[str, bool, str, str]
@@ -32,16 +31,9 @@ print('IMPORT_OK', getattr(mod, '__version__', '?') + extra)
 
 
 def _probe_import(module: str, timeout: float) -> tuple[bool, str]:
-    try:
-        out = subprocess.run(
-            [sys.executable, "-c", _IMPORT_PROBE, module], capture_output=True, text=True, timeout=timeout, cwd="/"
-        )
-    except subprocess.TimeoutExpired:
-        return False, f"import timed out after {timeout:.0f}s"
-    if out.returncode == 0 and "IMPORT_OK" in out.stdout:
-        return True, out.stdout.split("IMPORT_OK", 1)[1].strip()
-    lines = [ln for ln in (out.stderr or out.stdout).strip().splitlines() if ln.strip()]
-    return False, lines[-1][:200] if lines else f"exit code {out.returncode}"
+    from lamp.doctor import run_probe
+
+    return run_probe(_IMPORT_PROBE, "IMPORT_OK", (module,), timeout=timeout, cwd="/")
 
 
 def _missing_libraries(lib: Path, timeout: float) -> list[str] | None:

@@ -99,19 +99,29 @@ print('RENDER_OK', mujoco.__version__, renderer_name)
 """
 
 
-def probe_render(backend: str, timeout: float = 60.0) -> tuple[bool, str]:
-    """Render one frame with MUJOCO_GL=backend in a fresh process (a broken GL stack can crash or hang the caller)."""
-    env = {**os.environ, "MUJOCO_GL": backend, "PYOPENGL_PLATFORM": backend}
+def run_probe(
+    code: str, marker: str, args: tuple[str, ...] = (), env: dict | None = None, timeout: float = 60.0, **kwargs
+) -> tuple[bool, str]:
+    """Run a probe script in a fresh Python (a broken GL or simulator stack can crash or hang the caller).
+
+    Returns (True, what the script printed after `marker`) or (False, the last line of its error output).
+    """
     try:
         out = subprocess.run(
-            [sys.executable, "-c", _RENDER_PROBE], env=env, capture_output=True, text=True, timeout=timeout
+            [sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, timeout=timeout, **kwargs
         )
     except subprocess.TimeoutExpired:
         return False, f"timed out after {timeout:.0f}s"
-    if out.returncode == 0 and "RENDER_OK" in out.stdout:
-        return True, out.stdout.split("RENDER_OK", 1)[1].strip()
+    if out.returncode == 0 and marker in out.stdout:
+        return True, out.stdout.split(marker, 1)[1].strip()
     lines = [ln for ln in (out.stderr or out.stdout).strip().splitlines() if ln.strip()]
-    return False, lines[-1][:160] if lines else f"exit code {out.returncode}"
+    return False, lines[-1][:200] if lines else f"exit code {out.returncode}"
+
+
+def probe_render(backend: str, timeout: float = 60.0) -> tuple[bool, str]:
+    """Render one frame with MUJOCO_GL=backend in a fresh process."""
+    env = {**os.environ, "MUJOCO_GL": backend, "PYOPENGL_PLATFORM": backend}
+    return run_probe(_RENDER_PROBE, "RENDER_OK", env=env, timeout=timeout)
 
 
 def check_mujoco_render() -> Check:
