@@ -198,7 +198,7 @@ def run_grid(
         try:
             import ray
         except ImportError:
-            raise UsageError("--ray-address needs Ray; install it with pip install 'lamp-rl[ray]'") from None
+            raise UsageError("--ray-address needs Ray: pip install '.[ray]' in the lamp checkout") from None
         ray.init(address=ray_address)
         remote = ray.remote(num_cpus=1)(work)
         return list(ray.get([remote.remote(job) for job in jobs]))
