@@ -73,12 +73,18 @@ def print_config(cfg: Any) -> None:
 
 def run_training(cfg: Any, mode: str) -> None:
     """Run a training job; Ctrl-C has already saved a checkpoint when it reaches here."""
+    from lamp.agent.agent import TrainingStopped
     from lamp.train import run_job
 
     try:
         result = run_job(cfg, mode)
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
+    except TrainingStopped as e:  # NaN/inf losses several updates in a row; the message names the loss
+        err.print(
+            f"error: {e}; the last good state is in {cfg.logdir}/checkpoints (try a lower learning rate)", markup=False
+        )
+        raise typer.Exit(1) from None
     out.print(f"logs: {result['metrics']} (tensorboard --logdir {result['logdir']})", markup=False)
     out.print(f"checkpoint: {result['checkpoint']}", markup=False)
     if result["videos"]:

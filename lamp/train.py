@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from lamp.agent.agent import TrainingStopped
 from lamp.atomic import atomic_write_bytes
 from lamp.config import save_config, to_yaml
 from lamp.errors import UsageError
@@ -428,6 +429,9 @@ class Run:
                         f"interrupted at env step {self.progress.env_steps:,}: checkpoint saved to "
                         f"{self.ckpt_path}; re-run the same command to resume"
                     )
+                    raise
+                except TrainingStopped:
+                    self.save()  # bad updates were never applied, so the saved weights are the last good ones
                     raise
         finally:
             self.close()

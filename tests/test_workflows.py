@@ -211,3 +211,23 @@ def test_finetune_refuses_a_checkpoint_of_another_config(pretrained: Path, tmp_p
     resumed = lamp(["pretrain", "--configs", "smoke", "--logdir", str(pretrained), "--agent.units", "24"])
     assert resumed.exit_code == 2 and "agent.units: checkpoint 16 vs config 24" in resumed.output
     assert "units: 16" in (pretrained / "config.yaml").read_text()  # the run's saved config is untouched
+
+
+@pytest.mark.slow
+def test_nan_losses_stop_training_with_one_line(pretrained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    import shutil
+
+    from lamp.agent import agent as agent_module
+
+    def nan_step(self, data):
+        raise agent_module.TrainingStopped("training stopped: loss model was NaN/inf for 3 steps in a row")
+
+    monkeypatch.setattr(agent_module.Agent, "train_step", nan_step)
+    copy = tmp_path / "pre"
+    shutil.copytree(pretrained, copy)
+    before = (copy / "checkpoints/latest.pt").stat().st_mtime_ns
+    result = lamp(["pretrain", "--configs", "smoke", "--logdir", str(copy), "--run.steps", "240", *FAST])
+    assert result.exit_code == 1
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "loss model was NaN/inf for 3 steps in a row" in errors[0]
+    assert (copy / "checkpoints/latest.pt").stat().st_mtime_ns > before  # the last good state was saved
