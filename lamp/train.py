@@ -139,15 +139,15 @@ class Run:
 
     def setup(self) -> None:
         cfg = self.cfg
+        seed_everything(cfg.seed, cfg.deterministic)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        self.envs = make_envs(cfg, seed=cfg.seed)  # a missing simulator fails here, before LOGDIR is written
         self.logdir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, self.logdir)
         from lamp.logger import Logger
 
         self.logger = Logger(self.logdir)
-        seed_everything(cfg.seed, cfg.deterministic)
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
-        self.envs = make_envs(cfg, seed=cfg.seed)
         lang_dim = int(self.scorer.embed_prompts(["a"]).shape[-1])
         self.obs_space = obs_space(self.envs.single_observation_space, lang_dim)
         from lamp.agent.agent import Agent
