@@ -15,7 +15,7 @@ import os
 import random
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +92,6 @@ class Progress:
     last_video: int = 0
     last_eval: int = -1
     eval_success: float = float("nan")
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 # ------------------------------------------------------------------------------------------------------ the job
@@ -165,7 +164,6 @@ class Run:
         self.driver.on_episode(self.end_episode)
         if self.mode == "finetune":
             instruction = self.task_instruction()
-            self.instruction = instruction
             self.lang_fixed = self.scorer.embed_prompts([instruction])[0].cpu().numpy()
             self.log(f"fine-tuning on '{cfg.env.task}' with instruction '{instruction}'")
         if self.ckpt_path.is_file():
@@ -190,10 +188,9 @@ class Run:
     def save(self) -> None:
         self.replay.flush()
         extra = {
-            "progress": {k: v for k, v in vars(self.progress).items() if k != "extra"},
+            "progress": dict(vars(self.progress)),
             "replay": self.replay.state_dict(),
             "prompt_rng": self.rng.bit_generator.state,
-            "torch_threads": torch.get_num_threads(),
         }
         if getattr(self.scorer, "standardizer", None) is not None:
             extra["standardizer"] = self.scorer.standardizer.state_dict()
