@@ -100,3 +100,17 @@ def test_bad_scorer_config_is_one_line(assets: dict, tmp_path: Path) -> None:
     result = run(assets, assets["folder"], tmp_path / "o", "-p", "x", "--scorer.pooling", "cls")
     assert result.exit_code == 2 and "error: scorer.pooling must be one of" in result.output
     assert not (tmp_path / "o").exists()
+
+
+def test_a_replay_chunk_gives_its_first_whole_episode(tmp_path) -> None:
+    from lamp.scorers.score_tool import load_frames
+
+    frames = np.arange(10, dtype=np.uint8)[:, None, None, None].repeat(4, 1).repeat(4, 2).repeat(3, 3)
+    is_first = np.zeros(10, bool)
+    is_first[[3, 7]] = True  # the chunk starts mid-episode; episodes begin at 3 and 7
+    np.savez(tmp_path / "chunk_00000000.npz", image=frames, is_first=is_first)
+    out = load_frames(tmp_path / "chunk_00000000.npz")
+    assert out[:, 0, 0, 0].tolist() == [3, 4, 5, 6]  # frame 0 is the episode's initial frame
+    plain = tmp_path / "episode.npz"
+    np.savez(plain, image=frames)
+    assert len(load_frames(plain)) == 10

@@ -86,7 +86,23 @@ def load_frames(source: str | Path, key: str | None = None) -> np.ndarray:
 
 
 def _load_npz_frames(path: Path, key: str | None) -> np.ndarray:
-    return _as_rgb_uint8(_load_npz(path, key), path)
+    """An .npz episode, or a replay chunk (LOGDIR/replay/chunk_*.npz): then its first episode that starts in it."""
+    frames = _load_npz(path, key)
+    starts = _episode_starts(path, len(frames))
+    if starts is not None:
+        if len(starts) == 0:
+            raise UsageError(f"{path} is a replay chunk with no episode start in it; pass an earlier chunk")
+        ends = [*starts[1:], len(frames)]
+        frames = frames[starts[0] : ends[0]]
+    return _as_rgb_uint8(frames, path)
+
+
+def _episode_starts(path: Path, length: int) -> list[int] | None:
+    """Indices of is_first in a replay chunk, or None for a plain episode file (no is_first array)."""
+    with np.load(path, allow_pickle=False) as data:
+        if "is_first" not in data or len(data["is_first"]) != length:
+            return None
+        return [int(i) for i in np.flatnonzero(data["is_first"])]
 
 
 def score_frames(scorer: FrameScorer, frames: np.ndarray, prompts: Sequence[str]) -> np.ndarray:
