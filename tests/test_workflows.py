@@ -28,6 +28,10 @@ FAST = [
 ]
 
 
+def finetune_args(source: Path, logdir: str) -> list[str]:
+    return ["finetune", "--task", "push_button", "--from", str(source), "--logdir", logdir]
+
+
 def lamp(args: list[str]):
     return CliRunner().invoke(app, _split_configs(args), env={"COLUMNS": "200"})
 
@@ -78,13 +82,7 @@ def test_finetune_and_eval(pretrained: Path, tmp_path: Path) -> None:
     ft = tmp_path / "ft"
     result = lamp(
         [
-            "finetune",
-            "--task",
-            "push_button",
-            "--from",
-            str(pretrained),
-            "--logdir",
-            str(ft),
+            *finetune_args(pretrained, str(ft)),
             "--freeze",
             "critic_hidden",
             "--reset",
@@ -192,13 +190,7 @@ def test_style_file_errors_reach_the_cli(tmp_path: Path) -> None:
 def test_finetune_refuses_a_checkpoint_of_another_config(pretrained: Path, tmp_path: Path) -> None:
     result = lamp(
         [
-            "finetune",
-            "--task",
-            "push_button",
-            "--from",
-            str(pretrained),
-            "--logdir",
-            str(tmp_path / "ft"),
+            *finetune_args(pretrained, str(tmp_path / "ft")),
             "--agent.deter",
             "48",
             "--run.steps",
