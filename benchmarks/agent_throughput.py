@@ -77,7 +77,9 @@ def run_one(args) -> dict:
     if args.size == "small":
         expl["members"] = 8
     fast = bool(args.fast)
-    cfg = make_config(args.size, expl=expl, precision=args.precision, channels_last=fast, compile=fast)
+    cfg = make_config(
+        args.size, expl=expl, precision=args.precision, channels_last=fast, compile=fast, actor_grad=args.actor_grad
+    )
     space = {"image": (64, 64, 3), "state": (7,), "lang": (768,)}
     agent = Agent(cfg, space, device=args.device)
     data = synthetic_batch(cfg.batch_size, cfg.batch_length)
@@ -108,6 +110,7 @@ def run_one(args) -> dict:
         "explorer": bool(args.explorer),
         "precision": args.precision,
         "channels_last_and_compile": fast,
+        "actor_grad": args.actor_grad,
         "world_model_params": wm_params,
         "params": all_params,
         "warmup_s": round(warmup_s, 3),
@@ -137,6 +140,12 @@ def main() -> None:
     )
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
     parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument(
+        "--actor-grad",
+        default="dynamics",
+        choices=["dynamics", "reinforce"],
+        help="dynamics = backprop through the model (what the peers run for continuous actions)",
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--size", help=argparse.SUPPRESS)
     parser.add_argument("--precision", help=argparse.SUPPRESS)
@@ -157,7 +166,7 @@ def main() -> None:
             for explorer in explorers:
                 cmd = [sys.executable, __file__, "--one", "--size", size, "--precision", precision, "--fast", fast]
                 cmd += ["--explorer", str(explorer), "--steps", str(args.steps), "--device", args.device]
-                cmd += ["--threads", str(args.threads)]
+                cmd += ["--threads", str(args.threads), "--actor-grad", args.actor_grad]
                 proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
                 if proc.returncode != 0:
                     results.append(

@@ -6,6 +6,7 @@ steps its own parameter group. A step whose loss is NaN/inf is skipped; `max_bad
 
 from __future__ import annotations
 
+import contextlib
 import random
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lamp.agent.behavior import ActorCritic, StreamNorm
+from lamp.agent.behavior import ActorCritic, StreamNorm, frozen
 from lamp.agent.config import to_cfg
 from lamp.agent.explorer import Explorer
 from lamp.agent.world_model import WorldModel
@@ -99,34 +100,42 @@ class Agent(nn.Module):
     def imagine(self, stoch: torch.Tensor, deter: torch.Tensor, lang: torch.Tensor | None):
         """Roll the policy forward `horizon` steps in the latent dynamics from N start states.
 
-        The world model runs without a graph; the actor keeps its graph, so the REINFORCE loss reuses these
-        forward passes instead of recomputing them. Returns feats (N, H+1, F), actions (N, H, A) and the
-        actor outputs (N, H, 2A).
+        The actor keeps its graph, so its loss reuses these forward passes. With actor_grad "dynamics" the sampled
+        (reparameterised) actions and the world model's steps keep theirs too, with the world model's parameters
+        frozen, so the return can be differentiated w.r.t. the actions; the actor's input is a constant (as in
+        DreamerV2/3). Returns feats (N, H+1, F), actions (N, H, A) and the actor outputs (N, H, 2A).
         """
         rssm, horizon = self.world_model.rssm, self.cfg.horizon
+        dynamics = self.cfg.actor_grad == "dynamics"
         feats, actions, outs = [self.world_model.feat(stoch, deter)], [], []
-        for _ in range(horizon):
-            out = self.behavior.actor(self._ac_input(feats[-1], lang))
-            with torch.no_grad():
-                action = self.behavior.make_dist(out).sample()
-                stoch, deter = rssm.imagine_step(stoch, deter, action)
-                feats.append(self.world_model.feat(stoch, deter))
-            outs.append(out)
-            actions.append(action)
+        with frozen(self.world_model) if dynamics else contextlib.nullcontext():
+            for _ in range(horizon):
+                out = self.behavior.actor(self._ac_input(feats[-1].detach(), lang))
+                with torch.set_grad_enabled(dynamics):
+                    action = self.behavior.make_dist(out).sample()
+                    stoch, deter = rssm.imagine_step(stoch, deter, action)
+                    feats.append(self.world_model.feat(stoch, deter))
+                outs.append(out)
+                actions.append(action)
         return torch.stack(feats, 1), torch.stack(actions, 1), torch.stack(outs, 1)
 
     def imagined_reward(self, feat: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, dict]:
-        """Reward for transitions t -> t+1: extr_scale·norm(reward head) + intr_scale·norm(disagreement)."""
+        """Reward for transitions t -> t+1: extr_scale·norm(reward head) + intr_scale·norm(disagreement).
+
+        Keeps the graph to feat/action when grad is enabled (actor_grad "dynamics"); the heads stay frozen.
+        """
         ecfg = self.cfg.expl
-        extrinsic = self.world_model.reward(feat[:, 1:]).detach()
+        with frozen(self.world_model):
+            extrinsic = self.world_model.reward(feat[:, 1:])
         if self.explorer is None:
             return ecfg.extr_scale * extrinsic, {}
-        disagreement = self.explorer.disagreement(feat[:, :-1].detach(), action.detach())
+        with frozen(self.explorer):
+            disagreement = self.explorer.disagreement(feat[:, :-1], action)
         intrinsic, intr_mag = self.intr_norm(disagreement)
         extrinsic, extr_mag = self.extr_norm(extrinsic)
         self._pending += [(self.intr_norm, intr_mag), (self.extr_norm, extr_mag)]
         reward = ecfg.intr_scale * intrinsic + ecfg.extr_scale * extrinsic
-        return reward, {"disagreement": disagreement.mean()}
+        return reward, {"disagreement": disagreement.detach().mean()}
 
     def compute_losses(self, data: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         cfg = self.cfg
@@ -153,15 +162,16 @@ class Agent(nn.Module):
             lang_seq = lang.unsqueeze(1).expand(-1, cfg.horizon + 1, -1) if lang is not None else None
             start_cont = 1.0 - data["is_terminal"].float().flatten(0, 1)
             feat, action, actor_out = self.imagine(stoch, deter, lang)
-            with torch.no_grad():
+            with torch.set_grad_enabled(cfg.actor_grad == "dynamics"):
                 reward, expl_metrics = self.imagined_reward(feat, action)
-                cont = torch.cat([start_cont[:, None], self.world_model.cont(feat[:, 1:])], 1)
+            with torch.no_grad():
+                cont = torch.cat([start_cont[:, None], self.world_model.cont(feat[:, 1:].detach())], 1)
             inp = self._ac_input(feat, lang_seq)
             actor_loss, critic_loss, ac_metrics, stats = self.behavior.loss(inp, actor_out, action, reward, cont)
         self._pending.append((self.behavior.retnorm, stats))
         losses["actor"], losses["critic"] = actor_loss, critic_loss
         metrics.update({f"behavior/{k}": v.detach() for k, v in {**ac_metrics, **expl_metrics}.items()})
-        metrics["behavior/imag_reward"] = reward.mean()
+        metrics["behavior/imag_reward"] = reward.detach().mean()
         return losses, metrics
 
     def train_step(self, data: dict[str, Any]) -> dict[str, torch.Tensor]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
+from collections.abc import Iterator
 
 import torch
 from torch import nn
@@ -61,6 +63,23 @@ class ReturnNorm(nn.Module):
         return self.scale_of((self.low, self.high))
 
 
+@contextlib.contextmanager
+def frozen(*modules: nn.Module) -> Iterator[None]:
+    """Parameters stop collecting gradients while gradients still flow through the modules to their inputs.
+
+    Used when the actor's loss is back-propagated through the world model and critic: only the actor may learn
+    from it, and nothing is accumulated into the other modules' .grad.
+    """
+    params = [p for m in modules for p in m.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+
+
 class StreamNorm(nn.Module):
     """Divides a reward stream by the EMA of its mean magnitude so blended terms are on a comparable scale."""
 
@@ -69,10 +88,10 @@ class StreamNorm(nn.Module):
         self.decay, self.eps = decay, eps
         self.register_buffer("magnitude", torch.ones(()))
 
-    @torch.no_grad()
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Normalised x and the new magnitude (committed by the caller after the finite check)."""
-        magnitude = self.decay * self.magnitude + (1 - self.decay) * x.abs().mean().float()
+        """Normalised x (keeping its graph) and the new magnitude (committed by the caller after the finite check)."""
+        with torch.no_grad():
+            magnitude = self.decay * self.magnitude + (1 - self.decay) * x.abs().mean().float()
         return x / (magnitude + self.eps), magnitude
 
     @torch.no_grad()
@@ -120,27 +139,39 @@ class ActorCritic(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor], tuple]:
         """Actor and critic losses for an imagined trajectory.
 
-        inp: (N, H+1, F) actor/critic inputs (treated as constants); actor_out: (N, H, 2A) actor outputs with their
-        graph; action: (N, H, A) sampled actions; reward: (N, H) for t -> t+1; cont: (N, H+1) continue flags,
-        cont[:, 0] from the data. Also returns the new return-normaliser statistics, committed by the caller.
+        inp: (N, H+1, F) actor/critic inputs; actor_out: (N, H, 2A) actor outputs with their graph; action: (N, H, A)
+        sampled actions; reward: (N, H) for t -> t+1; cont: (N, H+1) continue flags, cont[:, 0] from the data.
+        With actor_grad "dynamics", inp, action and reward carry the graph back to the actor's earlier outputs and the
+        actor maximises the normalised λ-return itself; with "reinforce" they are constants. Also returns the new
+        return-normaliser statistics, committed by the caller.
         """
         cfg = self.cfg
-        inp = inp.detach()
-        logits = self.critic(inp)  # one critic pass: values for the returns (detached) and the critic loss
+        dynamics = cfg.actor_grad == "dynamics"
+        if cfg.actor_grad not in ("dynamics", "reinforce"):
+            raise ValueError(f"agent.actor_grad must be 'dynamics' or 'reinforce', got {cfg.actor_grad!r}")
+        logits = self.critic(inp.detach())  # values as constants and for the critic loss
         value = self.twohot.mean(logits.detach())
-        ret = lambda_return(reward, cont[:, 1:], value, cfg.discount, cfg.lam)
+        if dynamics:
+            with frozen(self.critic):  # the same values, differentiable w.r.t. the imagined states only
+                value_grad = self.twohot.mean(self.critic(inp))
+            ret = lambda_return(reward, cont[:, 1:], value_grad, cfg.discount, cfg.lam)
+        else:
+            ret = lambda_return(reward.detach(), cont[:, 1:], value, cfg.discount, cfg.lam)
         # weight of step t: probability the imagined episode is still running there
         weight = torch.cumprod(torch.cat([cont[:, :1], cfg.discount * cont[:, 1:-1]], 1), 1).detach()
-        stats = self.retnorm.update(ret)
+        stats = self.retnorm.update(ret.detach())
         scale = self.retnorm.scale_of(stats)
         dist = self.make_dist(actor_out)
         entropy = dist.entropy()
-        # REINFORCE with the normalised advantage, as DreamerV3 does for all action spaces
-        advantage = ((ret - value[:, :-1]) / scale).detach()
-        objective = dist.log_prob(action.detach()) * advantage
+        if dynamics:
+            objective = (ret - value[:, :-1]) / scale  # the baseline is a constant: it only centres the logged value
+        else:  # REINFORCE with the normalised advantage
+            advantage = ((ret - value[:, :-1]) / scale).detach()
+            objective = dist.log_prob(action.detach()) * advantage
         actor_loss = -(weight * (objective + cfg.actent * entropy)).mean()
+        ret = ret.detach()
         with torch.no_grad():
-            slow_value = self.twohot.mean(self.slow_critic(inp[:, :-1]))
+            slow_value = self.twohot.mean(self.slow_critic(inp[:, :-1].detach()))
         logits = logits[:, :-1]
         critic_loss = self.twohot.loss(logits, ret) + cfg.slowreg * self.twohot.loss(logits, slow_value)
         critic_loss = (weight * critic_loss).mean()

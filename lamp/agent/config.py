@@ -38,6 +38,9 @@ AGENT_DEFAULTS: dict[str, Any] = {
     "discount": 0.997,
     "lam": 0.95,
     "actent": 3e-4,
+    # dynamics: backprop the λ-return through the learned dynamics (DreamerV3 2023 and LAMP for continuous actions);
+    # reinforce: score-function gradient with the normalised advantage (lower cost, much higher variance)
+    "actor_grad": "dynamics",
     "slow_critic_fraction": 0.02,
     "slowreg": 1.0,
     "retnorm_decay": 0.99,

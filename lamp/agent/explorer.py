@@ -67,12 +67,15 @@ class Explorer(nn.Module):
         pred = self.ensemble(inp)
         return (pred.float() - goal.float()).pow(2).sum(-1).mean(-1).sum()
 
-    @torch.no_grad()
     def disagreement(self, feat: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        """Mean over dims of the population std across members, shape feat.shape[:-1]."""
+        """Mean over dims of the population std across members, shape feat.shape[:-1].
+
+        Differentiable w.r.t. feat and action, so the actor can follow it through the dynamics; callers that do not
+        need that run it under no_grad (and freeze the ensemble when they do).
+        """
         inp = torch.cat([feat, action], -1)
         pred = self.ensemble(inp.reshape(-1, inp.shape[-1])).float()
         # population std over members; written as sums over the leading axis, which is much faster than
         # torch.std(dim=0) on CPU
-        var = (pred - pred.mean(0)).square_().mean(0)
-        return var.sqrt_().mean(-1).reshape(feat.shape[:-1])
+        var = (pred - pred.mean(0)).square().mean(0)
+        return (var + 1e-16).sqrt().mean(-1).reshape(feat.shape[:-1])

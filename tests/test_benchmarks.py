@@ -1,0 +1,39 @@
+"""The agent benchmarks still run end to end at tiny size and print the JSON their docs promise (no timings)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_json(*args: str) -> dict:
+    proc = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_learning_check_prints_curve_and_random_baseline():
+    out = run_json(
+        "benchmarks/learning_check.py",
+        *("--size", "tiny", "--env-steps", "160", "--prefill", "100", "--block", "1", "--obs", "state"),
+        *("--fast", "0", "--threads", "1", "--precision", "float32", "--train-ratio", "32"),
+        *("--set", "actor_grad=reinforce"),
+    )
+    assert out["overrides"] == {"actor_grad": "reinforce"}
+    assert out["random_policy_success_rate"] is not None and out["updates"] > 0
+    row = out["curve"][-1]
+    assert 0 <= row["success_rate"] <= 1 and 0 <= row["final_success_rate"] <= 1
+    assert {"model/reward", "behavior/return", "behavior/entropy"} <= set(row)
+
+
+def test_agent_throughput_reports_mfu_for_each_actor_gradient():
+    for actor_grad in ("dynamics", "reinforce"):
+        out = run_json(
+            "benchmarks/agent_throughput.py",
+            *("--one", "--size", "tiny", "--precision", "float32", "--fast", "0", "--explorer", "1"),
+            *("--steps", "1", "--threads", "1", "--actor-grad", actor_grad),
+        )
+        assert out["actor_grad"] == actor_grad
+        assert out["sec_per_step"] > 0 and 0 < out["mfu"] < 1 and out["gflop_per_step"] > 0
