@@ -23,19 +23,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 class ReachEnv(gym.Env):
-    """Move a dot onto a target in the unit square and stay there; reward −distance, 30 steps per episode.
+    """Move a dot onto a target in the square [−1, 1]² and stay there; reward −distance, 30 steps per episode.
 
-    `info["success"]` is "within 0.1 of the target now"; the check reports it at any step and at the last step
-    (reach and stay), which a random walk rarely satisfies. A step moves the dot by up to 0.1 per axis, so an action
-    changes the next reward by up to ±0.1: smaller moves hide the effect of an action under the model's error.
+    The state is (position, target, target − position), like DMC reacher's `to_target`. `info["success"]` is "within
+    0.2 of the target now"; the check reports it at any step and at the last step (reach and stay), which a random
+    walk rarely satisfies. A step moves the dot by up to 0.2 per axis, so an action changes the next reward by up to
+    about ±0.2: much smaller moves hide the effect of an action under the world model's error.
     """
 
-    def __init__(self, size: int = 64, length: int = 30, speed: float = 0.1) -> None:
-        self.size, self.length, self.speed = size, length, speed
+    def __init__(self, size: int = 64, length: int = 30, speed: float = 0.2, radius: float = 0.2) -> None:
+        self.size, self.length, self.speed, self.radius = size, length, speed, radius
         self.observation_space = gym.spaces.Dict(
             {
                 "image": gym.spaces.Box(0, 255, (size, size, 3), np.uint8),
-                "state": gym.spaces.Box(-np.inf, np.inf, (4,), np.float32),
+                "state": gym.spaces.Box(-np.inf, np.inf, (6,), np.float32),
             }
         )
         self.action_space = gym.spaces.Box(-1.0, 1.0, (4,), np.float32)
@@ -43,22 +44,24 @@ class ReachEnv(gym.Env):
     def _obs(self) -> dict[str, np.ndarray]:
         image = np.zeros((self.size, self.size, 3), np.uint8)
         for point, channel in ((self.target, 1), (self.pos, 0)):
-            x, y = (point * (self.size - 1)).astype(int)
+            x, y = ((point + 1) / 2 * (self.size - 1)).astype(int)
             image[max(0, y - 2) : y + 3, max(0, x - 2) : x + 3, channel] = 255
-        return {"image": image, "state": np.concatenate([self.pos, self.target]).astype(np.float32)}
+        state = np.concatenate([self.pos, self.target, self.target - self.pos])
+        return {"image": image, "state": state.astype(np.float32)}
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
-        self.pos = self.np_random.uniform(0.1, 0.9, 2)
-        self.target = self.np_random.uniform(0.1, 0.9, 2)
+        self.pos = self.np_random.uniform(-0.8, 0.8, 2)
+        self.target = self.np_random.uniform(-0.8, 0.8, 2)
         self.t = 0
         return self._obs(), {}
 
     def step(self, action):
-        self.pos = np.clip(self.pos + self.speed * np.clip(np.asarray(action, np.float32)[:2], -1, 1), 0, 1)
+        move = self.speed * np.clip(np.asarray(action, np.float32)[:2], -1, 1)
+        self.pos = np.clip(self.pos + move, -1, 1)
         self.t += 1
         dist = float(np.linalg.norm(self.pos - self.target))
-        return self._obs(), -dist, False, self.t >= self.length, {"success": dist < 0.1}
+        return self._obs(), -dist, False, self.t >= self.length, {"success": dist < self.radius}
 
 
 # train-step metrics printed per block: is the reward head right, what return does imagination expect, is the
@@ -71,6 +74,17 @@ DIAGNOSTICS = (
     "behavior/entropy",
     "behavior/retnorm_scale",
 )
+
+
+def parse_value(text: str):
+    """YAML scalar, with numbers such as 3e-4 (a string to YAML 1.1) read as floats."""
+    value = yaml.safe_load(text)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
 
 
 def make_env(name: str):
@@ -116,7 +130,7 @@ def main() -> None:
     space = {k: v.shape for k, v in env.observation_space.spaces.items()} | {"lang": (768,)}
     if args.obs != "all":  # drop the other observation kind (the vector-only run checks the RL part in minutes)
         space = {k: v for k, v in space.items() if k == "lang" or (k == "state") == (args.obs == "state")}
-    overrides = {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in args.set)}
+    overrides = {key: parse_value(value) for key, value in (item.split("=", 1) for item in args.set)}
     cfg = make_config(
         args.size, precision=args.precision, channels_last=bool(args.fast), compile=bool(args.fast), **overrides
     )

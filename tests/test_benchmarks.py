@@ -19,9 +19,9 @@ def test_learning_check_prints_curve_and_random_baseline():
         "benchmarks/learning_check.py",
         *("--size", "tiny", "--env-steps", "160", "--prefill", "100", "--block", "1", "--obs", "state"),
         *("--fast", "0", "--threads", "1", "--precision", "float32", "--train-ratio", "32"),
-        *("--set", "actor_grad=reinforce"),
+        *("--set", "actor_grad=reinforce", "model_lr=3e-4"),
     )
-    assert out["overrides"] == {"actor_grad": "reinforce"}
+    assert out["overrides"] == {"actor_grad": "reinforce", "model_lr": 3e-4}
     assert out["random_policy_success_rate"] is not None and out["updates"] > 0
     row = out["curve"][-1]
     assert 0 <= row["success_rate"] <= 1 and 0 <= row["final_success_rate"] <= 1
