@@ -136,7 +136,7 @@ class WorldModel(nn.Module):
         cfg = self.cfg = to_cfg(config)
         self.image_keys = [k for k in cfg.image_keys if k in obs_space]
         self.vector_keys = [k for k in cfg.vector_keys if k in obs_space]
-        self.vector_sizes = [int(obs_space[k][-1]) for k in self.vector_keys]
+        self.vector_sizes = {k: int(obs_space[k][-1]) for k in self.vector_keys}
         embed_dim = 0
         if self.image_keys:
             shapes = [obs_space[k] for k in self.image_keys]
@@ -146,16 +146,19 @@ class WorldModel(nn.Module):
             self.channel_split = [s[2] for s in shapes]
             self.image_encoder = ConvEncoder(channels, self.resolution, cfg.depth, cfg.norm)
             embed_dim += self.image_encoder.out_dim
-        if self.vector_keys:
-            self.vector_encoder = MLP(sum(self.vector_sizes), cfg.units, cfg.layers, norm=cfg.norm)
-            embed_dim += cfg.units
+        # one MLP per vector key: under a shared input norm a 768-d prompt embedding would drown a 4-d proprio state
+        self.vector_encoders = nn.ModuleDict(
+            {k: MLP(n, cfg.units, cfg.layers, norm=cfg.norm) for k, n in self.vector_sizes.items()}
+        )
+        embed_dim += cfg.units * len(self.vector_keys)
         self.embed_dim = embed_dim
         self.rssm = RSSM(cfg, embed_dim, cfg.action_dim)
         feat = self.rssm.feat_dim
         if self.image_keys:
             self.image_decoder = ConvDecoder(feat, channels, self.resolution, cfg.depth, cfg.norm)
-        if self.vector_keys:
-            self.vector_decoder = MLP(feat, cfg.units, cfg.layers, out=sum(self.vector_sizes), norm=cfg.norm)
+        self.vector_decoders = nn.ModuleDict(
+            {k: MLP(feat, cfg.units, cfg.layers, out=n, norm=cfg.norm) for k, n in self.vector_sizes.items()}
+        )
         self.reward_head = MLP(feat, cfg.units, cfg.layers, out=cfg.bins, norm=cfg.norm, zero_out=True)
         self.cont_head = MLP(feat, cfg.units, cfg.layers, out=1, norm=cfg.norm)
         self.twohot = TwoHot(cfg.bins)
@@ -176,9 +179,7 @@ class WorldModel(nn.Module):
             image = torch.cat([obs[k] for k in self.image_keys], -1)
             lead = image.shape[:-3]
             parts.append(self.image_encoder(image.reshape(-1, *image.shape[-3:])).reshape(*lead, -1))
-        if self.vector_keys:
-            vec = torch.cat([obs[k].float() for k in self.vector_keys], -1)
-            parts.append(self.vector_encoder(symlog(vec)))
+        parts += [self.vector_encoders[k](symlog(obs[k].float())) for k in self.vector_keys]
         return torch.cat(parts, -1)
 
     @staticmethod
@@ -213,8 +214,10 @@ class WorldModel(nn.Module):
             pred = self.image_decoder(feat.reshape(-1, feat.shape[-1])).reshape(target.shape)
             losses["image"] = ((pred.float() - target) ** 2).sum((-3, -2, -1)).mean()
         if self.vector_keys:
-            target = symlog(torch.cat([data[k].float() for k in self.vector_keys], -1))
-            losses["vector"] = ((self.vector_decoder(feat).float() - target) ** 2).sum(-1).mean()
+            losses["vector"] = sum(
+                ((self.vector_decoders[k](feat).float() - symlog(data[k].float())) ** 2).sum(-1).mean()
+                for k in self.vector_keys
+            )
         losses["reward"] = self.twohot.loss(self.reward_head(feat), data["reward"].float()).mean()
         cont_target = 1.0 - data["is_terminal"].float()
         losses["cont"] = F.binary_cross_entropy_with_logits(self.cont_head(feat).squeeze(-1).float(), cont_target)
