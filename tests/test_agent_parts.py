@@ -83,6 +83,18 @@ def test_world_model_shapes_and_unimix():
     assert probs.min() >= 0.01 / cfg.classes - 1e-7
 
 
+def test_each_vector_key_has_its_own_encoder():
+    """The prompt embedding cannot change how the proprio state is encoded (no shared input norm)."""
+    wm = WorldModel(make_config("tiny"), SPACE)
+    data = batch()
+    other = {**data, "lang": data["lang"] * 10 + 3}
+    units = make_config("tiny").units
+    state_part = slice(wm.embed_dim - 2 * units, wm.embed_dim - units)  # after the image part, in key order
+    assert wm.vector_keys == ["state", "lang"]
+    torch.testing.assert_close(wm.encode(data)[..., state_part], wm.encode(other)[..., state_part])
+    assert not torch.allclose(wm.encode(data)[..., -units:], wm.encode(other)[..., -units:])
+
+
 def test_is_first_resets_the_latent():
     wm = WorldModel(make_config("tiny"), SPACE)
     data = batch(t=6)
