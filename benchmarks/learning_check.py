@@ -198,6 +198,14 @@ def main() -> None:
                 print(json.dumps(row), flush=True)
             obs, _ = env.reset()
             is_first, episode_success, state, episode_return = True, False, None, 0.0
+        if step + 1 == args.prefill and random_successes:  # printed now, so a run stopped early still has it
+            baseline = {
+                "random_policy_episodes": len(random_successes),
+                "success_rate": float(np.mean(random_successes)),
+                "final_success_rate": float(np.mean(random_finals)),
+                "episode_return": round(float(np.mean(random_returns)), 2),
+            }
+            print(json.dumps(baseline), flush=True)
         if step >= args.prefill and len(replay) >= cfg.batch_length:
             owed += args.train_ratio / replayed_per_update
             while owed >= 1:
