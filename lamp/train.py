@@ -24,6 +24,7 @@ import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from lamp.agent.agent import TrainingStopped
+from lamp.agent.behavior import ACTOR_GRADS
 from lamp.atomic import atomic_write_bytes
 from lamp.config import save_config, to_yaml
 from lamp.errors import UsageError
@@ -127,6 +128,8 @@ class Run:
             self.style = PromptStyle.load(cfg.prompts.style)
         elif cfg.env.task not in DOWNSTREAM_TASKS:
             raise UsageError(f"unknown task '{cfg.env.task}'; valid tasks: {', '.join(DOWNSTREAM_TASKS)}")
+        if cfg.agent.actor_grad not in ACTOR_GRADS:
+            raise UsageError(f"agent.actor_grad is '{cfg.agent.actor_grad}'; valid: {', '.join(ACTOR_GRADS)}")
         self.scorer = make_scorer(cfg, self.log)
         if self.ckpt_path.is_file():
             if not (self.logdir / "config.yaml").is_file():

@@ -156,6 +156,7 @@ def test_ablation_grid_and_resume(tmp_path: Path) -> None:
     ("args", "message"),
     [
         (["pretrain", "--configs", "smoke", "--prompts", "nosuchstyle"], "prompt file 'nosuchstyle' does not exist"),
+        (["pretrain", "--configs", "smoke", "--agent.actor_grad", "foo"], "agent.actor_grad is 'foo'; valid: dynamics"),
         (["finetune", "--task", "fly", "--from", "."], "unknown task 'fly'; valid tasks: push_button"),
         (["finetune", "--task", "push_button", "--from", "/nonexistent"], "--from '/nonexistent' is not a folder"),
         (["finetune", "--task", "push_button", "--from", "."], "is not a lamp run (needs config.yaml"),

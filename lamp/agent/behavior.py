@@ -99,11 +99,16 @@ class StreamNorm(nn.Module):
         self.magnitude.copy_(magnitude)
 
 
+ACTOR_GRADS = ("dynamics", "reinforce")
+
+
 class ActorCritic(nn.Module):
     """Actor (bounded normal) and two-hot critic with an EMA slow critic used as a regulariser."""
 
     def __init__(self, cfg, feat_dim: int) -> None:
         super().__init__()
+        if cfg.actor_grad not in ACTOR_GRADS:  # checked once here, not on every step
+            raise ValueError(f"agent.actor_grad must be one of {ACTOR_GRADS}, got {cfg.actor_grad!r}")
         self.cfg = cfg
         self.actor = MLP(feat_dim, cfg.units, cfg.layers, out=2 * cfg.action_dim, norm=cfg.norm)
         with torch.no_grad():  # small initial outputs (DreamerV3 policy outscale 0.01)
@@ -147,8 +152,6 @@ class ActorCritic(nn.Module):
         """
         cfg = self.cfg
         dynamics = cfg.actor_grad == "dynamics"
-        if cfg.actor_grad not in ("dynamics", "reinforce"):
-            raise ValueError(f"agent.actor_grad must be 'dynamics' or 'reinforce', got {cfg.actor_grad!r}")
         logits = self.critic(inp.detach())  # values as constants and for the critic loss
         value = self.twohot.mean(logits.detach())
         if dynamics:
