@@ -25,7 +25,20 @@ from lamp.errors import UsageError
 from lamp.prompts import resolve_style_path
 from lamp.stats import bootstrap_ci
 
-KEYS = {"styles", "seeds", "tasks", "configs", "pretrain_steps", "finetune_steps", "eval_every", "budgets", "flags"}
+KEYS = {
+    "styles",
+    "seeds",
+    "tasks",
+    "configs",
+    "pretrain_steps",
+    "finetune_steps",
+    "eval_every",
+    "budgets",
+    "flags",
+    "freeze",
+}
+# LAMP fine-tuned with the critic linear probe (hidden critic layers frozen); `freeze: []` trains the whole critic.
+DEFAULT_FREEZE = ["critic_hidden"]
 DONE_FILE = "done.json"  # written by pretrain/finetune when a run has reached its step budget
 
 
@@ -42,6 +55,7 @@ class Ablation:
     eval_every: int
     budgets: list[int]
     flags: list[str] = field(default_factory=list)
+    freeze: list[str] = field(default_factory=lambda: list(DEFAULT_FREEZE))
 
     @classmethod
     def load(cls, path: str | Path) -> Ablation:
@@ -81,6 +95,16 @@ class Ablation:
             raise UsageError(
                 f"ablation file '{p}': unknown config blocks {bad_blocks}; valid: {', '.join(block_names())}"
             )
+        freeze = data.get("freeze", DEFAULT_FREEZE)
+        if not isinstance(freeze, list):
+            raise UsageError(f"ablation file '{p}': 'freeze' must be a list, e.g. [critic_hidden] or []")
+        from lamp.train import freeze_part
+
+        for part in freeze:
+            try:
+                freeze_part(None, str(part), check_only=True)
+            except UsageError as e:
+                raise UsageError(f"ablation file '{p}': {e}") from None
         finetune_steps = int(data["finetune_steps"])
         eval_every = int(data.get("eval_every", max(1, finetune_steps // 10)))
         budgets = [int(b) for b in data.get("budgets", [finetune_steps])]
@@ -96,6 +120,7 @@ class Ablation:
             eval_every=eval_every,
             budgets=sorted(budgets),
             flags=[str(f) for f in data.get("flags", [])],
+            freeze=[str(f) for f in freeze],
         )
 
 
@@ -151,6 +176,7 @@ def plan(ablation: Ablation, logdir: Path) -> list[Job]:
                             str(ablation.finetune_steps),
                             "--run.eval_every",
                             str(ablation.eval_every),
+                            *(arg for part in ablation.freeze for arg in ("--freeze", part)),
                         ],
                     )
                 )

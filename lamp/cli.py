@@ -140,21 +140,20 @@ def finetune(
     if task not in DOWNSTREAM_TASKS:
         raise UsageError(f"unknown task '{task}'; valid tasks: {', '.join(DOWNSTREAM_TASKS)}")
     src = check_source(source)
-    for part in freeze or []:
-        freeze_part(None, part, check_only=True)
-    for part in reset or []:
-        reset_part(None, part, check_only=True)
-    overrides = {
-        "env.task": task,
-        "finetune.source": str(src),
-        "finetune.freeze": list(freeze or []),
-        "finetune.reset": list(reset or []),
-    }
+    overrides: dict[str, Any] = {"env.task": task, "finetune.source": str(src)}
+    if freeze:  # given on the command line: wins over `--finetune.freeze` in flags or a config file, else keep those
+        overrides["finetune.freeze"] = list(freeze)
+    if reset:
+        overrides["finetune.reset"] = list(reset)
     if logdir is not None:
         overrides["logdir"] = logdir
     if sparse:
         overrides["env.reward"] = "sparse"
     cfg = build_config(["finetune", *(configs or [])], config_file, ctx.args, overrides, base=load_saved_config(src))
+    for part in cfg.finetune.freeze:
+        freeze_part(None, part, check_only=True)
+    for part in cfg.finetune.reset:
+        reset_part(None, part, check_only=True)
     if Path(cfg.logdir).expanduser().resolve() == src.resolve():
         raise UsageError("--logdir must differ from --from (fine-tuning writes a new run)")
     print_config(cfg)

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from lamp.agent.agent import TrainingStopped
+from lamp.agent.agent import BLENDS, TrainingStopped
 from lamp.agent.behavior import ACTOR_GRADS
 from lamp.atomic import atomic_write_bytes
 from lamp.config import save_config, to_yaml
@@ -130,6 +130,8 @@ class Run:
             raise UsageError(f"unknown task '{cfg.env.task}'; valid tasks: {', '.join(DOWNSTREAM_TASKS)}")
         if cfg.agent.actor_grad not in ACTOR_GRADS:
             raise UsageError(f"agent.actor_grad is '{cfg.agent.actor_grad}'; valid: {', '.join(ACTOR_GRADS)}")
+        if cfg.agent.expl.blend not in BLENDS:
+            raise UsageError(f"agent.expl.blend is '{cfg.agent.expl.blend}'; valid: {', '.join(BLENDS)}")
         self.scorer = make_scorer(cfg, self.log)
         if self.ckpt_path.is_file():
             if not (self.logdir / "config.yaml").is_file():
@@ -171,6 +173,8 @@ class Run:
             self.log(f"fine-tuning on '{cfg.env.task}' with instruction '{instruction}'")
         if self.ckpt_path.is_file():
             self.resume()
+            for part in cfg.finetune.freeze if self.mode == "finetune" else ():
+                freeze_part(self.agent, part, reinit=False)  # requires_grad is not in the checkpoint
         elif self.mode == "finetune":
             self.load_source()
         from lamp.visualize import TopFrames
@@ -292,7 +296,10 @@ class Run:
         logger = self.logger
         for key, values in self.metrics.items():
             if values:
-                logger.scalar(key, float(torch.stack([torch.as_tensor(v, dtype=torch.float32) for v in values]).mean()))
+                value = float(torch.stack([torch.as_tensor(v, dtype=torch.float32) for v in values]).mean())
+                logger.scalar(key, value)
+                if key == "train/behavior/intr_extr_ratio":
+                    self.intr_extr_ratio = value
         self.metrics.clear()
         logger.scalars(fps, prefix="perf/")
         logger.scalar("progress/episodes", self.progress.episodes)
@@ -385,6 +392,8 @@ class Run:
                 if progress.env_steps - progress.last_save >= run.save_every:
                     self.save()
                 success = "" if math.isnan(progress.eval_success) else f" eval {progress.eval_success:.0%}"
+                ratio = getattr(self, "intr_extr_ratio", None)  # which reward stream drives behaviour (std ratio)
+                success += "" if ratio is None else f" | intr/extr {ratio:.2g}"
                 bar.update(
                     task,
                     completed=progress.env_steps,
@@ -530,9 +539,11 @@ def reset_part(agent: Any, part: str, check_only: bool = False) -> None:
         torch.nn.init.zeros_(head.out.bias)
 
 
-def freeze_part(agent: Any, part: str, check_only: bool = False) -> None:
+def freeze_part(agent: Any, part: str, check_only: bool = False, reinit: bool = True) -> None:
     """`critic_hidden`: LAMP's linear probe. Hidden critic layers keep their pretrained values and stop training;
-    the output layer is re-initialised for real (the original accidentally kept the pretrained one)."""
+    the output layer is re-initialised for real (the original accidentally kept the pretrained one).
+
+    A resumed run freezes again with reinit=False: which parameters train is not part of a checkpoint."""
     if part != "critic_hidden":
         raise UsageError(f"--freeze '{part}' is unknown; valid: critic_hidden")
     if check_only:
@@ -541,6 +552,8 @@ def freeze_part(agent: Any, part: str, check_only: bool = False) -> None:
     for name, param in critic.named_parameters():
         if not name.startswith("out."):
             param.requires_grad_(False)
+    if not reinit:
+        return
     torch.nn.init.zeros_(critic.out.weight)  # the critic's fresh init (zero output, as DreamerV3 initialises it)
     if critic.out.bias is not None:
         torch.nn.init.zeros_(critic.out.bias)

@@ -55,6 +55,18 @@ def test_plan_builds_pretrain_then_finetune_commands(tmp_path: Path) -> None:
     assert ft_args[ft_args.index("--run.eval_every") + 1] == "10"
 
 
+def test_finetuning_uses_the_critic_linear_probe_unless_the_file_says_otherwise(tmp_path: Path) -> None:
+    def freezes(path: Path) -> list[list[str]]:
+        jobs = A.plan(A.Ablation.load(path), tmp_path / "grid")
+        finetunes = [args for job in jobs for _, args in job.commands if args[0] == "finetune"]
+        return [[args[i + 1] for i, a in enumerate(args) if a == "--freeze"] for args in finetunes]
+
+    assert set(map(tuple, freezes(write_ablation(tmp_path)))) == {("critic_hidden",)}  # LAMP's default
+    assert set(map(tuple, freezes(write_ablation(tmp_path, freeze=[])))) == {()}
+    pre = A.plan(A.Ablation.load(write_ablation(tmp_path)), tmp_path / "grid")[0].commands[0][1]
+    assert "--freeze" not in pre  # pretraining has nothing to freeze
+
+
 def test_finished_runs_are_skipped_and_failures_stop_the_job(tmp_path: Path) -> None:
     ablation = A.Ablation.load(write_ablation(tmp_path, seeds=[0], styles=["similar"]))
     job = A.plan(ablation, tmp_path / "grid")[0]
@@ -136,6 +148,8 @@ def test_success_at_budget() -> None:
         ({"seeds": []}, "'seeds' must be a non-empty list"),
         ({"configs": ["smoke", "nosuchblock"]}, "unknown config blocks ['nosuchblock']"),
         ({"colour": "red"}, "unknown keys ['colour']"),
+        ({"freeze": ["actor"]}, "--freeze 'actor' is unknown; valid: critic_hidden"),
+        ({"freeze": "critic_hidden"}, "'freeze' must be a list"),
     ],
 )
 def test_bad_ablation_files(tmp_path: Path, overrides: dict, message: str) -> None:

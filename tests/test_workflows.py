@@ -56,6 +56,7 @@ def test_pretrain_writes_the_run_directory(pretrained: Path) -> None:
     rows = [json.loads(line) for line in (pretrained / "metrics.jsonl").read_text().splitlines()]
     keys = set().union(*rows)
     assert {"vlm/reward_mean", "train/loss/model", "train/behavior/disagreement", "perf/env_fps"} <= keys
+    assert {"train/behavior/intr_std", "train/behavior/extr_std", "train/behavior/intr_extr_ratio"} <= keys
     assert any(k.startswith("vlm_prompt/") for k in keys)
     done = json.loads((pretrained / "done.json").read_text())
     assert done["env_steps"] == 120 and done["updates"] > 0
@@ -118,6 +119,30 @@ def test_finetune_and_eval(pretrained: Path, tmp_path: Path) -> None:
     assert summary["episodes"] == 2 and len(summary["success_ci95"]) == 2
     assert len(list((out / "videos").glob("*.mp4"))) == 2
     assert not (out / "metrics.jsonl").exists()  # eval writes its own JSONL, no empty metrics file
+
+
+def critic_hidden_equal(run: Path, pretrained: Path) -> bool:
+    model = torch.load(run / "checkpoints/latest.pt", weights_only=True)["agent"]["model"]
+    pre_model = torch.load(pretrained / "checkpoints/latest.pt", weights_only=True)["agent"]["model"]
+    hidden = [k for k in model if k.startswith("behavior.critic.") and not k.startswith("behavior.critic.out.")]
+    assert hidden
+    return all(torch.equal(model[k], pre_model[k]) for k in hidden)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["option", "flag"])
+def test_linear_probe_survives_resume(pretrained: Path, tmp_path: Path, how: str) -> None:
+    """--freeze (or --finetune.freeze in flags, as `lamp ablate` may pass it) still holds after a resume."""
+    ft = tmp_path / "ft"
+    freeze = ["--freeze", "critic_hidden"] if how == "option" else ["--finetune.freeze", "[critic_hidden]"]
+    common = [*finetune_args(pretrained, str(ft)), *freeze, "--run.eval_every", "1000", "--run.eval_episodes", "1"]
+    first = lamp([*common, *FAST, "--run.steps", "90"])
+    assert first.exit_code == 0, first.output
+    assert critic_hidden_equal(ft, pretrained)
+    resumed = lamp([*common, *FAST, "--run.steps", "150"])
+    assert resumed.exit_code == 0 and "resumed from" in resumed.output, resumed.output
+    assert json.loads((ft / "done.json").read_text())["updates"] > 0
+    assert critic_hidden_equal(ft, pretrained)  # the resumed run trained only the critic's output layer
 
 
 @pytest.mark.slow

@@ -18,6 +18,7 @@ from torch import nn
 from lamp.agent.behavior import ActorCritic, StreamNorm, frozen
 from lamp.agent.config import to_cfg
 from lamp.agent.explorer import Explorer
+from lamp.agent.nets import clip_action
 from lamp.agent.world_model import WorldModel
 from lamp.atomic import atomic_path
 from lamp.errors import UsageError
@@ -37,6 +38,16 @@ ARCH_KEYS = (
 ARCH_KEYS += ("layers", "norm", "bins", "lang_to_actor")
 
 
+# How the imagined reward blends the intrinsic and extrinsic streams (agent.expl.blend):
+# lamp: intr_scale·disagreement + extr_scale·reward from raw values, as the original LAMP code (its per-stream
+#       normalisers had momentum 1.0, i.e. were the identity); per_stream: each stream divided by its running mean |x|.
+BLENDS = ("lamp", "per_stream")
+
+
+def _adam(module: nn.Module, lr: float, eps: float) -> torch.optim.Adam:
+    return torch.optim.Adam(module.parameters(), lr=lr, eps=eps, foreach=True)
+
+
 class TrainingStopped(RuntimeError):
     """Raised after max_bad_steps consecutive non-finite losses; the message names the loss."""
 
@@ -50,6 +61,8 @@ class Agent(nn.Module):
     ) -> None:
         super().__init__()
         cfg = self.cfg = to_cfg(config)
+        if cfg.expl.blend not in BLENDS:  # checked once here; the CLI checks it before LOGDIR is written
+            raise ValueError(f"agent.expl.blend must be one of {BLENDS}, got {cfg.expl.blend!r}")
         self.device = torch.device(device)
         self.obs_space = {k: tuple(v) for k, v in obs_space.items()}
         self.world_model = WorldModel(cfg, self.obs_space)
@@ -66,8 +79,11 @@ class Agent(nn.Module):
                 "embed": self.world_model.embed_dim,
             }
             self.explorer = Explorer(cfg, feat, targets)
-            self.intr_norm = StreamNorm(cfg.expl.norm_decay)
-            self.extr_norm = StreamNorm(cfg.expl.norm_decay)
+            if cfg.expl.blend == "per_stream":
+                self.intr_norm = StreamNorm(cfg.expl.norm_decay)
+                self.extr_norm = StreamNorm(cfg.expl.norm_decay)
+            if cfg.expl.sum_norm:
+                self.sum_norm = StreamNorm(cfg.expl.norm_decay)
         if cfg.channels_last:
             self.world_model.set_channels_last(True)
         self.to(self.device)
@@ -76,11 +92,10 @@ class Agent(nn.Module):
             for module in (getattr(wm, "image_encoder", None), getattr(wm, "image_decoder", None)):
                 if module is not None:
                     module.forward = torch.compile(module.forward)
-        adam = {"eps": cfg.eps, "foreach": True}
         self.optimizers = {
-            "model": torch.optim.Adam(self.world_model.parameters(), lr=cfg.model_lr, **adam),
-            "actor": torch.optim.Adam(self.behavior.actor.parameters(), lr=cfg.actor_lr, **adam),
-            "critic": torch.optim.Adam(self.behavior.critic.parameters(), lr=cfg.critic_lr, **adam),
+            "model": _adam(self.world_model, cfg.model_lr, cfg.model_eps),
+            "actor": _adam(self.behavior.actor, cfg.actor_lr, cfg.ac_eps),
+            "critic": _adam(self.behavior.critic, cfg.critic_lr, cfg.ac_eps),
         }
         self.clips = {
             "model": cfg.model_clip,
@@ -88,7 +103,7 @@ class Agent(nn.Module):
             "critic": cfg.ac_clip,
         }
         if self.explorer is not None:
-            self.optimizers["explorer"] = torch.optim.Adam(self.explorer.parameters(), lr=cfg.expl.lr, **adam)
+            self.optimizers["explorer"] = _adam(self.explorer, cfg.expl.lr, cfg.expl.eps)
             self.clips["explorer"] = cfg.expl.clip
         self.counters = {"updates": 0, "skipped": 0, "bad_in_row": 0}
         self.autocast_dtype = torch.bfloat16 if cfg.precision in ("bf16", "bfloat16") else None
@@ -112,7 +127,7 @@ class Agent(nn.Module):
             for _ in range(horizon):
                 out = self.behavior.actor(self._ac_input(feats[-1].detach(), lang))
                 with torch.set_grad_enabled(dynamics):
-                    action = self.behavior.make_dist(out).sample()
+                    action = clip_action(self.behavior.make_dist(out).sample())  # stay where the replay has data
                     stoch, deter = rssm.imagine_step(stoch, deter, action)
                     feats.append(self.world_model.feat(stoch, deter))
                 outs.append(out)
@@ -120,9 +135,11 @@ class Agent(nn.Module):
         return torch.stack(feats, 1), torch.stack(actions, 1), torch.stack(outs, 1)
 
     def imagined_reward(self, feat: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, dict]:
-        """Reward for transitions t -> t+1: extr_scale·norm(reward head) + intr_scale·norm(disagreement).
+        """Reward for transitions t -> t+1: intr_scale·disagreement + extr_scale·reward head (see BLENDS).
 
-        Keeps the graph to feat/action when grad is enabled (actor_grad "dynamics"); the heads stay frozen.
+        Keeps the graph to feat/action when grad is enabled (actor_grad "dynamics"); the heads stay frozen. Logs the
+        spread over the imagined batch of each stream's scaled contribution, so a run shows which term drives the
+        behaviour (intr_std / extr_std).
         """
         ecfg = self.cfg.expl
         with frozen(self.world_model):
@@ -131,11 +148,25 @@ class Agent(nn.Module):
             return ecfg.extr_scale * extrinsic, {}
         with frozen(self.explorer):
             disagreement = self.explorer.disagreement(feat[:, :-1], action)
-        intrinsic, intr_mag = self.intr_norm(disagreement)
-        extrinsic, extr_mag = self.extr_norm(extrinsic)
-        self._pending += [(self.intr_norm, intr_mag), (self.extr_norm, extr_mag)]
-        reward = ecfg.intr_scale * intrinsic + ecfg.extr_scale * extrinsic
-        return reward, {"disagreement": disagreement.detach().mean()}
+        intrinsic = disagreement
+        if ecfg.blend == "per_stream":
+            intrinsic, intr_mag = self.intr_norm(intrinsic)
+            extrinsic, extr_mag = self.extr_norm(extrinsic)
+            self._pending += [(self.intr_norm, intr_mag), (self.extr_norm, extr_mag)]
+        intrinsic, extrinsic = ecfg.intr_scale * intrinsic, ecfg.extr_scale * extrinsic
+        reward = intrinsic + extrinsic
+        if ecfg.sum_norm:
+            reward, sum_mag = self.sum_norm(reward)
+            self._pending.append((self.sum_norm, sum_mag))
+        with torch.no_grad():
+            intr_std, extr_std = intrinsic.float().std(), extrinsic.float().std()
+        metrics = {
+            "disagreement": disagreement.detach().mean(),
+            "intr_std": intr_std,
+            "extr_std": extr_std,
+            "intr_extr_ratio": intr_std / (extr_std + 1e-12),
+        }
+        return reward, metrics
 
     def compute_losses(self, data: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         cfg = self.cfg

@@ -1,4 +1,4 @@
-"""Agent and replay defaults plus the named size blocks, mirrored in lamp/configs.yaml.
+"""Agent and replay defaults plus the named size blocks, read from lamp/configs.yaml.
 
 Modules take any mapping-like config (dict, OmegaConf DictConfig, dataclass); `to_cfg` turns it into an
 attribute-access dict so each module can be built and tested alone with `make_config("tiny")`.
@@ -9,109 +9,25 @@ from __future__ import annotations
 import copy
 import dataclasses
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
-AGENT_DEFAULTS: dict[str, Any] = {
-    # observation keys: images are uint8 HxWxC, vectors are float32; missing keys are simply not used
-    "image_keys": ["image", "wrist"],
-    "vector_keys": ["state", "lang"],
-    "action_dim": 4,
-    # world model (DreamerV3)
-    "deter": 512,
-    "hidden": 256,
-    "stoch": 32,
-    "classes": 16,
-    "unimix": 0.01,
-    "depth": 16,
-    "units": 256,
-    "layers": 2,
-    "norm": "rms",
-    "bins": 255,
-    "free_nats": 1.0,
-    "dyn_scale": 0.5,
-    "rep_scale": 0.1,
-    "rec_scale": 1.0,
-    "rew_scale": 1.0,
-    "con_scale": 1.0,
-    # actor-critic (DreamerV3)
-    "horizon": 15,
-    "discount": 0.997,
-    "lam": 0.95,
-    "actent": 3e-4,
-    # dynamics: backprop the λ-return through the learned dynamics (DreamerV3 2023 and LAMP for continuous actions);
-    # reinforce: score-function gradient with the normalised advantage (lower cost, much higher variance)
-    "actor_grad": "dynamics",
-    "slow_critic_fraction": 0.02,
-    "slowreg": 1.0,
-    "retnorm_decay": 0.99,
-    "retnorm_lo": 0.05,
-    "retnorm_hi": 0.95,
-    "lang_to_actor": False,  # also feed `lang` to actor and critic (it always reaches them through the latent)
-    "min_std": 0.1,
-    "max_std": 1.0,
-    # optimisation
-    "model_lr": 1e-4,
-    "actor_lr": 3e-5,
-    "critic_lr": 3e-5,
-    "eps": 1e-8,
-    "model_clip": 1000.0,
-    "ac_clip": 100.0,
-    "batch_size": 16,
-    "batch_length": 64,
-    "train_ratio": 512,
-    "precision": "float32",  # or bfloat16 (autocast)
-    "channels_last": False,
-    "compile": False,  # torch.compile the conv encoder/decoder (fuses norm + SiLU; costs compile time at start)
-    "max_bad_steps": 3,
-    # Plan2Explore and reward blending: r = intr_scale·norm(disag) + extr_scale·norm(reward)
-    "expl": {
-        "members": 8,
-        "layers": 2,
-        "units": 256,
-        "target": "stoch",  # stoch | deter | embed
-        "intr_scale": 0.0,
-        "extr_scale": 1.0,
-        "lr": 3e-4,
-        "clip": 100.0,
-        "norm_decay": 0.99,
-    },
-}
+import yaml
 
-REPLAY_DEFAULTS: dict[str, Any] = {
-    "capacity": 1_000_000,  # steps
-    "chunk": 1024,  # steps per on-disk chunk
-    "cache_chunks": 64,  # chunks kept in RAM (bounded cache)
-    "directory": "",  # usually LOGDIR/replay; '' keeps everything in RAM only (tests)
-}
+CONFIGS_FILE = Path(__file__).resolve().parent.parent / "configs.yaml"
+SIZE_BLOCKS = ("tiny", "small", "size12m", "size25m", "size50m")
 
-SIZES: dict[str, dict[str, Any]] = {
-    "tiny": {
-        "deter": 32,
-        "hidden": 16,
-        "stoch": 4,
-        "classes": 4,
-        "depth": 4,
-        "units": 16,
-        "layers": 1,
-        "bins": 31,
-        "horizon": 4,
-        "batch_size": 3,
-        "batch_length": 8,
-        "expl": {"members": 3, "layers": 1, "units": 16},
-    },
-    "small": {
-        "deter": 512,
-        "hidden": 256,
-        "stoch": 32,
-        "classes": 16,
-        "depth": 16,
-        "units": 256,
-        "layers": 2,
-    },
-    "size12m": {"deter": 2048, "hidden": 256, "classes": 16, "depth": 16, "units": 256},
-    "size25m": {"deter": 3072, "hidden": 384, "classes": 24, "depth": 24, "units": 384},
-    "size50m": {"deter": 4096, "hidden": 512, "classes": 32, "depth": 32, "units": 512},
-}
+
+def _read_blocks() -> dict[str, Any]:
+    """lamp/configs.yaml, the one place where defaults live (no mirror here that could drift from it)."""
+    with open(CONFIGS_FILE, encoding="utf-8") as f:
+        return yaml.safe_load(f)
+
+
+_BLOCKS = _read_blocks()
+AGENT_DEFAULTS: dict[str, Any] = _BLOCKS["defaults"]["agent"]
+REPLAY_DEFAULTS: dict[str, Any] = {**_BLOCKS["defaults"]["replay"], "directory": ""}  # '' keeps replay in RAM
+SIZES: dict[str, dict[str, Any]] = {name: _BLOCKS[name]["agent"] for name in SIZE_BLOCKS}
 
 
 class Cfg(dict):

@@ -1,7 +1,8 @@
 """Building blocks shared by the world model, actor-critic and explorer (DreamerV3 conventions).
 
 symlog/symexp squash targets of unknown scale; two-hot heads regress them without caring about their magnitude;
-every hidden layer is Linear/Conv (no bias) -> norm -> SiLU as in DreamerV3.
+every hidden layer is Linear/Conv -> norm -> SiLU as in DreamerV3, with one learnable shift per unit: the Linear/Conv
+bias before RMSNorm (current DreamerV3) or LayerNorm's offset (DreamerV3 2023, no Linear bias).
 """
 
 from __future__ import annotations
@@ -67,6 +68,11 @@ class RMSNorm(nn.RMSNorm):
         return F.rms_norm(x, self.normalized_shape, self.weight.to(x.dtype), self.eps)
 
 
+def hidden_bias(norm: str) -> bool:
+    """Whether a Linear/Conv followed by this norm needs its own bias: RMSNorm has no shift, LayerNorm has one."""
+    return norm == "rms"
+
+
 def make_norm(kind: str, dim: int) -> nn.Module:
     """RMSNorm or LayerNorm over the last dim (eps 1e-3 as DreamerV3)."""
     if kind == "rms":
@@ -77,7 +83,7 @@ def make_norm(kind: str, dim: int) -> nn.Module:
 
 
 class MLP(nn.Module):
-    """layers × (Linear without bias -> norm -> SiLU), optionally followed by a linear output layer."""
+    """layers × (Linear -> norm -> SiLU), optionally followed by a linear output layer."""
 
     def __init__(
         self,
@@ -92,7 +98,7 @@ class MLP(nn.Module):
         mods: list[nn.Module] = []
         for i in range(layers):
             mods += [
-                nn.Linear(inp if i == 0 else units, units, bias=False),
+                nn.Linear(inp if i == 0 else units, units, bias=hidden_bias(norm)),
                 make_norm(norm, units),
                 nn.SiLU(),
             ]
@@ -146,7 +152,7 @@ class ConvEncoder(nn.Module):
         for i in range(stages):
             out = depth * 2**i
             mods += [
-                nn.Conv2d(inp, out, kernel, 2, padding=(kernel - 2) // 2, bias=False),
+                nn.Conv2d(inp, out, kernel, 2, padding=(kernel - 2) // 2, bias=hidden_bias(norm)),
                 ChannelNorm(norm, out),
             ]
             mods.append(nn.SiLU())
@@ -183,7 +189,8 @@ class ConvDecoder(nn.Module):
         for i in reversed(range(stages)):
             last = i == 0
             out = channels if last else depth * 2 ** (i - 1)
-            mods.append(nn.ConvTranspose2d(inp, out, kernel, 2, padding=(kernel - 2) // 2, bias=last))
+            bias = last or hidden_bias(norm)
+            mods.append(nn.ConvTranspose2d(inp, out, kernel, 2, padding=(kernel - 2) // 2, bias=bias))
             if not last:
                 mods += [ChannelNorm(norm, out), nn.SiLU()]
             inp = out
@@ -200,7 +207,8 @@ class ConvDecoder(nn.Module):
 class BoundedNormal:
     """Continuous action distribution of DreamerV3: Normal(tanh(μ), std) with std in [min_std, max_std].
 
-    The mean stays in [−1, 1]; samples are clipped to the action box only when sent to the environment.
+    The mean stays in [−1, 1]; a sample can leave the box, so imagination bounds it with `clip_action` (the replay
+    only holds actions the environment executed, all inside [−1, 1]).
     """
 
     def __init__(self, out: torch.Tensor, min_std: float = 0.1, max_std: float = 1.0) -> None:
@@ -220,3 +228,12 @@ class BoundedNormal:
 
     def entropy(self) -> torch.Tensor:
         return (0.5 + 0.5 * math.log(2 * math.pi) + self.std.log()).sum(-1)
+
+
+def clip_action(action: torch.Tensor) -> torch.Tensor:
+    """Clip to the action box [−1, 1] with a straight-through gradient (DreamerV3 2023).
+
+    The world model and the ensemble only ever saw in-box actions; the identity gradient keeps the actor learning
+    from the return even where the clip is active.
+    """
+    return action + (action.clamp(-1.0, 1.0) - action).detach()

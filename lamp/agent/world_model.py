@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lamp.agent.config import to_cfg
-from lamp.agent.nets import MLP, ConvDecoder, ConvEncoder, TwoHot, make_norm, symlog
+from lamp.agent.nets import MLP, ConvDecoder, ConvEncoder, TwoHot, hidden_bias, make_norm, symlog
 
 
 def obs_space_from(sample: dict[str, Any], cfg) -> dict[str, tuple[int, ...]]:
@@ -33,16 +33,17 @@ class RSSM(nn.Module):
             cfg.unimix,
         )
         latent = cfg.stoch * cfg.classes
+        bias = hidden_bias(cfg.norm)  # a learnable shift per unit, before RMSNorm (LayerNorm has its own)
         self.img_in = nn.Sequential(
-            nn.Linear(latent + action_dim, cfg.hidden, bias=False),
+            nn.Linear(latent + action_dim, cfg.hidden, bias=bias),
             make_norm(cfg.norm, cfg.hidden),
         )
-        self.gru = nn.Linear(cfg.hidden + cfg.deter, 3 * cfg.deter, bias=False)
+        self.gru = nn.Linear(cfg.hidden + cfg.deter, 3 * cfg.deter, bias=bias)
         self.gru_norm = make_norm(cfg.norm, 3 * cfg.deter)
         self.prior = MLP(cfg.deter, cfg.hidden, 1, out=latent, norm=cfg.norm)
         # posterior layer on concat(deter, embed), split so the embed part is computed for all steps at once
         self.obs_deter = nn.Linear(cfg.deter, cfg.hidden, bias=False)
-        self.obs_embed = nn.Linear(embed_dim, cfg.hidden, bias=False)
+        self.obs_embed = nn.Linear(embed_dim, cfg.hidden, bias=bias)  # one bias for the sum of both parts
         self.obs_norm = make_norm(cfg.norm, cfg.hidden)
         self.post = nn.Linear(cfg.hidden, latent)
 
