@@ -15,13 +15,43 @@ def action_space() -> gym.spaces.Box:
     return gym.spaces.Box(-1.0, 1.0, (ACTION_DIM,), np.float32)
 
 
-def observation_space(size: int, wrist: bool, state_dim: int) -> gym.spaces.Dict:
-    """Dict of `image` (front camera), optional `wrist`, and float32 `state` (proprio)."""
+# The front camera at the scorer's resolution (pretraining only): scored once the episode ends, never stored in the
+# replay and never seen by the agent.
+SCORER_KEY = "score_image"
+
+
+def observation_space(size: int, wrist: bool, state_dim: int, score_size: int = 0) -> gym.spaces.Dict:
+    """Dict of `image` (front camera), optional `wrist`, float32 `state` (proprio), optional `score_image`."""
     spaces: dict[str, gym.spaces.Space] = {"image": gym.spaces.Box(0, 255, (size, size, 3), np.uint8)}
     if wrist:
         spaces["wrist"] = gym.spaces.Box(0, 255, (size, size, 3), np.uint8)
     spaces["state"] = gym.spaces.Box(-np.inf, np.inf, (state_dim,), np.float32)
+    if score_size:
+        spaces[SCORER_KEY] = gym.spaces.Box(0, 255, (score_size, score_size, 3), np.uint8)
     return gym.spaces.Dict(spaces)
+
+
+def check_render_size(size: int, render_size: int) -> int:
+    """Frames are rendered at `render_size` (the scorer's 128 px) and area-downsampled to the agent's `size`.
+
+    One render serves both the scorer and the agent, and the agent's frames look the same in pretraining and
+    fine-tuning. 0 means `size`. It must be a whole multiple of `size` so the downsampling is an exact box filter.
+    """
+    render_size = int(render_size) or int(size)
+    if render_size < size or render_size % size:
+        raise ValueError(
+            f"scorer.image_size {render_size} must be a whole multiple of env.size {size} (e.g. 128 for 64 or 128)"
+        )
+    return render_size
+
+
+def area_downsample(image: np.ndarray, size: int) -> np.ndarray:
+    """uint8 (H, W, C) -> (size, size, C) by averaging k×k blocks (H = W = k·size), rounded to nearest."""
+    k = image.shape[0] // size
+    if k == 1:
+        return image
+    blocks = image.reshape(size, k, size, k, image.shape[-1]).astype(np.uint16).sum((1, 3))
+    return ((blocks + (k * k) // 2) // (k * k)).astype(np.uint8)
 
 
 def check_action(action: object) -> np.ndarray:

@@ -18,7 +18,14 @@ import gymnasium as gym
 import numpy as np
 
 from envs import gl
-from envs.common import action_space, check_action, observation_space
+from envs.common import (
+    SCORER_KEY,
+    action_space,
+    area_downsample,
+    check_action,
+    check_render_size,
+    observation_space,
+)
 from envs.textures import TextureBank
 from lamp.errors import UsageError
 
@@ -309,6 +316,8 @@ class MetaWorldEnv(gym.Env):
         pool: str = "disjoint",
         decimate: float | None = 0.15,
         max_scenes: int = 16,
+        render_size: int = 0,
+        score_view: bool = False,
         render: bool = True,
         seed: int | None = None,
     ) -> None:
@@ -322,6 +331,10 @@ class MetaWorldEnv(gym.Env):
             raise UsageError(f"env.reward '{reward}' is unknown; use 'shaped' or 'sparse'")
         if size not in (32, 64, 96, 128, 256) and not (8 <= size <= 512):
             raise UsageError(f"env.size {size} is out of range; use 64 (default) or 128")
+        try:
+            self.render_size = check_render_size(size, render_size)
+        except ValueError as err:
+            raise UsageError(str(err)) from None
         if episode_length < 1:
             raise UsageError(f"env.episode_length must be at least 1, got {episode_length}")
         if not 0.0 < action_scale <= 0.1:
@@ -361,7 +374,8 @@ class MetaWorldEnv(gym.Env):
         self._needs_reset = True
         self.texture_seconds = 0.0  # time spent choosing/uploading textures in the last reset (for the benchmark)
         self.action_space = action_space()
-        self.observation_space = observation_space(size, wrist, 4)
+        self.score_view = bool(score_view)  # also return the front camera at render_size as `score_image`
+        self.observation_space = observation_space(size, wrist, 4, self.render_size if score_view else 0)
         if not render:  # physics-only mode (benchmarks, scripted checks): proprio state only
             self.observation_space = gym.spaces.Dict({"state": self.observation_space["state"]})
         if task != "pretrain":
@@ -381,7 +395,7 @@ class MetaWorldEnv(gym.Env):
             oldest = next(iter(self._scenes))
             self._scenes.pop(oldest).close()
         cams = self._cameras if self.render_images else ()
-        self._scenes[name] = _Scene(name, self.size, cams, self.texture_size, self.decimate)
+        self._scenes[name] = _Scene(name, self.render_size, cams, self.texture_size, self.decimate)
         _LIVE_SCENES.add(self._scenes[name])
         return self._scenes[name]
 
@@ -452,9 +466,12 @@ class MetaWorldEnv(gym.Env):
     def _observe(self, raw: np.ndarray) -> dict[str, np.ndarray]:
         obs: dict[str, np.ndarray] = {}
         if self.render_images:
-            obs["image"] = self.scene.render(self.camera)
+            front = self.scene.render(self.camera)
+            obs["image"] = area_downsample(front, self.size)
             if self.wrist:
-                obs["wrist"] = self.scene.render(WRIST_CAMERA)
+                obs["wrist"] = area_downsample(self.scene.render(WRIST_CAMERA), self.size)
+            if self.score_view:
+                obs[SCORER_KEY] = front
         obs["state"] = np.asarray(raw[:4], dtype=np.float32)
         return obs
 
@@ -468,7 +485,7 @@ class MetaWorldEnv(gym.Env):
         return np.clip(policy.get_action(self._raw), -1.0, 1.0).astype(np.float32)
 
     def render(self) -> np.ndarray:
-        return self.scene.render(self.camera)
+        return area_downsample(self.scene.render(self.camera), self.size)
 
     def close(self) -> None:
         for scene in self._scenes.values():

@@ -64,8 +64,8 @@ def evaluate_checkpoint(
 ) -> dict[str, Any]:
     """`lamp eval`: load a run's config and latest checkpoint, run the task, write JSONL, summary and MP4s."""
     from envs import DOWNSTREAM_TASKS
+    from lamp.build import CHECKPOINT, make_envs, make_scorer, obs_space, task_instruction
     from lamp.config import build_config, load_saved_config
-    from lamp.train import CHECKPOINT, Run, make_envs, make_scorer, obs_space
 
     run_dir = Path(run_dir).expanduser()
     if not (run_dir / "config.yaml").is_file() or not (run_dir / CHECKPOINT).is_file():
@@ -82,7 +82,7 @@ def evaluate_checkpoint(
 
     envs = make_envs(cfg, workers=1, seed=seed)
     try:
-        instruction = Run(cfg, "finetune").task_instruction()
+        instruction = task_instruction(cfg)
         lang = scorer.embed_prompts([instruction])[0].cpu().numpy()
         agent = Agent(cfg.agent, obs_space(envs.single_observation_space, lang.shape[-1]), device=cfg.device)
         agent.load(run_dir / CHECKPOINT)

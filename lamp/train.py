@@ -26,12 +26,11 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from lamp.agent.agent import BLENDS, TrainingStopped
 from lamp.agent.behavior import ACTOR_GRADS
 from lamp.atomic import atomic_write_bytes
+from lamp.build import CHECKPOINT, make_envs, make_scorer, obs_space, task_instruction
 from lamp.config import save_config, to_yaml
 from lamp.errors import UsageError
 
-CHECKPOINT = "checkpoints/latest.pt"
 DONE_FILE = "done.json"
-PLUMBING_WARNING = "PLUMBING CHECK: the scorer is a randomly initialised tiny model, rewards are meaningless"
 
 
 def config_hash(cfg: DictConfig) -> str:
@@ -45,39 +44,6 @@ def seed_everything(seed: int, deterministic: bool) -> None:
     torch.manual_seed(seed)
     if deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
-
-
-# ------------------------------------------------------------------------------------------------- building blocks
-def env_spec(cfg: DictConfig) -> tuple[str, dict[str, Any]]:
-    """(registered env name, options) from the config; the back-end's own section is merged when it has one."""
-    from envs.common import env_from_config
-
-    backend_cfg = cfg.get(cfg.env.backend) if cfg.env.backend != "metaworld" else None
-    return env_from_config(cfg.env, cfg.textures, backend_cfg)
-
-
-def make_envs(cfg: DictConfig, workers: int | None = None, seed: int | None = None) -> Any:
-    from envs.vector import VectorEnv
-
-    name, options = env_spec(cfg)
-    return VectorEnv(name, workers or cfg.env.workers, options, timeout=cfg.env.worker_timeout, seed=seed)
-
-
-def make_scorer(cfg: DictConfig, log: Any = print) -> Any:
-    """The frozen reward model; the tiny random one (smoke runs) is announced loudly, real ones need real weights."""
-    from lamp.scorers import make_scorer as build
-
-    scorer = build(OmegaConf.to_container(cfg.scorer))
-    if getattr(scorer, "kind", "") == "tiny":
-        log(f"WARNING: {PLUMBING_WARNING}")
-    return scorer
-
-
-def obs_space(env_space: Any, lang_dim: int) -> dict[str, tuple[int, ...]]:
-    """The agent's observation shapes: the env's keys plus the prompt embedding `lang`."""
-    space = {key: tuple(int(d) for d in sub.shape) for key, sub in env_space.spaces.items()}
-    space["lang"] = (int(lang_dim),)
-    return space
 
 
 @dataclass
@@ -130,6 +96,12 @@ class Run:
             raise UsageError(f"unknown task '{cfg.env.task}'; valid tasks: {', '.join(DOWNSTREAM_TASKS)}")
         if cfg.agent.actor_grad not in ACTOR_GRADS:
             raise UsageError(f"agent.actor_grad is '{cfg.agent.actor_grad}'; valid: {', '.join(ACTOR_GRADS)}")
+        from envs.common import check_render_size
+
+        try:
+            check_render_size(cfg.env.size, cfg.scorer.image_size)
+        except ValueError as err:
+            raise UsageError(str(err)) from None
         if cfg.agent.expl.blend not in BLENDS:
             raise UsageError(f"agent.expl.blend is '{cfg.agent.expl.blend}'; valid: {', '.join(BLENDS)}")
         self.scorer = make_scorer(cfg, self.log)
@@ -146,12 +118,20 @@ class Run:
         seed_everything(cfg.seed, cfg.deterministic)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
-        self.envs = make_envs(cfg, seed=cfg.seed)  # a missing simulator fails here, before LOGDIR is written
+        # a missing simulator fails here, before LOGDIR is written
+        self.envs = make_envs(cfg, seed=cfg.seed, score_view=self.mode == "pretrain")
         self.logdir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, self.logdir)
         from lamp.logger import Logger
 
         self.logger = Logger(self.logdir)
+        if self.mode == "pretrain" and self.scorer.text_batch_dependent():
+            prompts = self.style.expansions()
+            self.log(
+                f"embedding all {len(prompts):,} prompts of style '{self.style.name}' in one padded batch "
+                "(scorer.pooling: r3m, as the original did at start-up)"
+            )
+            self.scorer.embed_prompts(prompts)
         lang_dim = int(self.scorer.embed_prompts(["a"]).shape[-1])
         self.obs_space = obs_space(self.envs.single_observation_space, lang_dim)
         from lamp.agent.agent import Agent
@@ -168,7 +148,7 @@ class Run:
         self.driver = Driver(self.envs, self.begin_episode)
         self.driver.on_episode(self.end_episode)
         if self.mode == "finetune":
-            instruction = self.task_instruction()
+            instruction = task_instruction(self.cfg)
             self.lang_fixed = self.scorer.embed_prompts([instruction])[0].cpu().numpy()
             self.log(f"fine-tuning on '{cfg.env.task}' with instruction '{instruction}'")
         if self.ckpt_path.is_file():
@@ -180,16 +160,6 @@ class Run:
         from lamp.visualize import TopFrames
 
         self.top_frames = TopFrames(k=8)
-
-    def task_instruction(self) -> str:
-        from envs import make_env
-
-        name, options = env_spec(self.cfg)
-        env = make_env(name, **options)
-        try:
-            return str(getattr(env, "instruction", self.cfg.env.task.replace("_", " ")))
-        finally:
-            env.close()
 
     # --------------------------------------------------------------------------------------------- checkpoints
     def save(self) -> None:
@@ -252,17 +222,21 @@ class Run:
         self.metrics["episode/length"].append(len(episode["reward"]))
         self.metrics["episode/success"].append(float(episode["success"].max()))
         self.metrics["episode/task_return"].append(float(episode["task_reward"][1:].sum()))
+        from envs.common import SCORER_KEY
+
         prompt = None
+        frames = episode.pop(SCORER_KEY, None)  # the scorer's 128 px view lives only until the episode is scored
         if self.mode == "pretrain":
             prompt = self.prompts[worker]
-            vlm = self.scorer.score_episode(episode["image"], prompt)
+            frames = episode["image"] if frames is None else frames
+            vlm = self.scorer.score_episode(frames, prompt)
             episode["reward"] = vlm.astype(np.float32)
             self.metrics["vlm/reward_mean"].append(float(vlm.mean()))
             self.metrics["vlm/reward_min"].append(float(vlm.min()))
             self.metrics["vlm/reward_max"].append(float(vlm.max()))
             for stat, value in (("mean", vlm.mean()), ("min", vlm.min()), ("max", vlm.max())):
                 self.metrics[f"vlm_prompt/{prompt}/{stat}"].append(float(value))
-            self.top_frames.update(prompt, episode["image"], vlm)
+            self.top_frames.update(prompt, frames, vlm)
         self.metrics["episode/return"].append(float(episode["reward"][1:].sum()))
         self.replay.add_episode(episode)
         if worker == 0:

@@ -44,6 +44,8 @@ def test_split_configs_accepts_dreamer_style_lists() -> None:
         (["--run.stepz", "3"], "error: unknown config key 'run.stepz' (the command line); did you mean 'run.steps'?"),
         (["--run.steps", "many"], "error: config key 'run.steps' expects an integer"),
         (["--config-file", "/no/such/file.yaml"], "error: config file '/no/such/file.yaml' does not exist"),
+        (["--agent.expl.blend", "sum"], "error: agent.expl.blend is 'sum'; valid: lamp, per_stream"),
+        (["--scorer.image_size", "100"], "error: scorer.image_size 100 must be a whole multiple of env.size 64"),
     ],
 )
 def test_pretrain_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path: Path, args: list[str], message: str):

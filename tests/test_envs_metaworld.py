@@ -218,6 +218,40 @@ def test_bad_inputs_one_clear_line(tmp_path):
         assert "\n" not in message
 
 
+def test_area_downsample_is_an_exact_box_filter():
+    from envs.common import area_downsample, check_render_size
+
+    image = np.zeros((4, 4, 3), np.uint8)
+    image[:2, :2] = [[[0, 10, 255]], [[255, 11, 255]]]  # the top-left 2x2 block: means 127.5, 10.5, 255
+    small = area_downsample(image, 2)
+    assert small.shape == (2, 2, 3) and small.dtype == np.uint8
+    assert small[0, 0].tolist() == [128, 11, 255] and small[1, 1].tolist() == [0, 0, 0]
+    assert area_downsample(image, 4) is image
+    assert check_render_size(64, 0) == 64 and check_render_size(64, 128) == 128
+    for bad in (100, 32):
+        with pytest.raises(ValueError, match=f"scorer.image_size {bad} must be a whole multiple of env.size 64"):
+            check_render_size(64, bad)
+
+
+def test_scorer_view_is_rendered_at_its_own_size_and_the_agent_gets_it_downsampled():
+    from envs.common import area_downsample
+
+    env = make_env("pretrain", size=64, wrist=True, render_size=128, score_view=True, max_scenes=1)
+    assert env.observation_space["score_image"].shape == (128, 128, 3)
+    assert env.observation_space["image"].shape == (64, 64, 3)
+    obs, _ = env.reset(seed=0)
+    obs2, *_ = env.step(np.zeros(4, np.float32))
+    for o in (obs, obs2):
+        assert o["score_image"].shape == (128, 128, 3) and o["wrist"].shape == (64, 64, 3)
+        np.testing.assert_array_equal(o["image"], area_downsample(o["score_image"], 64))
+    env.close()
+    finetune = make_env("push_button", size=64, render_size=128)  # same rendering, no scorer view
+    obs, _ = finetune.reset(seed=0)
+    assert set(obs) == {"image", "state"} and obs["image"].shape == (64, 64, 3)
+    assert "score_image" not in finetune.observation_space.spaces
+    finetune.close()
+
+
 def test_default_texture_bank_loads_offline(monkeypatch):
     import socket
 

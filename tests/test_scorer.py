@@ -234,6 +234,14 @@ def test_r3m_pooling_is_the_unmasked_mean_over_the_padded_batch(tiny: dict) -> N
     assert not torch.allclose(got[1:], alone, atol=1e-3)  # the faithful mode really depends on the batch
 
 
+def test_r3m_pooling_never_re_embeds_a_cached_prompt(tiny: dict) -> None:
+    """Embedding one prompt later (as each episode does) must return the start-up batch's embedding."""
+    s = scorer(tiny, pooling="r3m")
+    everything = s.embed_prompts(["pick up the red block on the left of the table", "open the drawer"])
+    torch.testing.assert_close(s.embed_prompts(["open the drawer"]), everything[1:])
+    torch.testing.assert_close(s.embed_prompts(["open the drawer", "a new prompt"])[:1], everything[1:])
+
+
 def test_prompts_are_cached_and_underscores_become_spaces(tiny: dict) -> None:
     s = scorer(tiny)
     first = s.embed_prompts(["push_the button"])

@@ -121,6 +121,32 @@ def test_finetune_and_eval(pretrained: Path, tmp_path: Path) -> None:
     assert not (out / "metrics.jsonl").exists()  # eval writes its own JSONL, no empty metrics file
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize(("size", "expected"), [(64, 128), (128, 128)])
+def test_scorer_scores_128_px_frames_and_the_replay_keeps_the_agents(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int, expected: int
+) -> None:
+    import numpy as np
+
+    from lamp.scorers.base import FrameScorer
+
+    shapes = []
+    original = FrameScorer.score_episode
+
+    def spy(self, frames, prompt):
+        shapes.append(frames.shape[1:])
+        return original(self, frames, prompt)
+
+    monkeypatch.setattr(FrameScorer, "score_episode", spy)
+    logdir = tmp_path / "pre"
+    args = ["pretrain", "--configs", "smoke", "--logdir", str(logdir), "--env.size", str(size), "--run.steps", "60"]
+    result = lamp([*args, *FAST])
+    assert result.exit_code == 0, result.output
+    assert shapes and set(shapes) == {(expected, expected, 3)}
+    chunk = np.load(sorted((logdir / "replay").glob("chunk_*.npz"))[0])
+    assert chunk["image"].shape[1:] == (size, size, 3) and "score_image" not in chunk.files
+
+
 def critic_hidden_equal(run: Path, pretrained: Path) -> bool:
     model = torch.load(run / "checkpoints/latest.pt", weights_only=True)["agent"]["model"]
     pre_model = torch.load(pretrained / "checkpoints/latest.pt", weights_only=True)["agent"]["model"]

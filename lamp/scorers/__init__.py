@@ -37,6 +37,7 @@ DEFAULTS: dict[str, Any] = {
     "checkpoint": "",  # local official-format model.pt instead of the download ("" = download `model`)
     "tokenizer": "distilbert-base-uncased",  # HF id or a folder with vocab.txt
     "device": "cpu",  # cpu | cuda | cuda:1 | auto
+    "image_size": 128,  # frame size the env renders for the scorer (used by the env, not by the scorer itself)
     "resize": 0,  # 0 = feed frames as they are (faithful); 224 = resize first
     "pooling": "masked_mean",  # masked_mean (batch-independent) | r3m (original unmasked mean incl. [PAD])
     "standardize": False,  # per-prompt running standardisation of rewards

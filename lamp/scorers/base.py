@@ -114,7 +114,7 @@ class FrameScorer:
         """Initial-frame, current-frame and prompt embeddings (row-aligned) -> rewards [N]."""
         raise NotImplementedError
 
-    def _text_batch_dependent(self) -> bool:
+    def text_batch_dependent(self) -> bool:
         """True when an embedding depends on the other prompts in its batch (R3M's unmasked pooling)."""
         return False
 
@@ -123,16 +123,14 @@ class FrameScorer:
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
 
     def embed_prompts(self, prompts: Sequence[str]) -> torch.Tensor:
-        """Embeddings [N,L] for `prompts`, cached by string.
+        """Embeddings [N,L] for `prompts`, cached by string; a cached prompt is never encoded again.
 
-        With a batch-dependent pooling (R3M's `pooling: r3m`) the whole list is encoded as one padded batch, as the
-        original did once at start-up with all prompts, and the cache is refreshed from that batch.
+        Prompts not cached yet are encoded as one padded batch. With a batch-dependent pooling (R3M's `pooling: r3m`)
+        that batch decides the embedding, so pretraining first calls this once with every expansion of the style, as
+        the original did at start-up with all its prompts; later calls then only read the cache.
         """
         prompts = check_prompts(prompts)
-        if self._text_batch_dependent():
-            todo = list(dict.fromkeys(prompts))
-        else:
-            todo = [p for p in dict.fromkeys(prompts) if p not in self._prompt_cache]
+        todo = [p for p in dict.fromkeys(prompts) if p not in self._prompt_cache]
         if todo:
             with torch.inference_mode():
                 embedded = self._encode_texts(todo).float()

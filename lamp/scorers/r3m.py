@@ -230,7 +230,7 @@ class R3MScorer(FrameScorer):
         load_strict(r3m, state, str(path))
         return cls(r3m, load_tokenizer(tokenizer), **kwargs)
 
-    def _text_batch_dependent(self) -> bool:
+    def text_batch_dependent(self) -> bool:
         return self.pooling == "r3m"
 
     def _encode_images(self, images: torch.Tensor) -> torch.Tensor:
