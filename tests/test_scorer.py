@@ -127,6 +127,17 @@ def test_local_checkpoint_is_verified_only_when_a_hash_sits_next_to_it(tiny: dic
         R3MScorer.from_checkpoint(path, model="resnet18", tokenizer=str(tiny["vocab"]))
 
 
+def test_a_folder_checkpoint_means_its_model_pt(tiny: dict, tmp_path: Path) -> None:
+    folder = tmp_path / "r3m_18"
+    save_official(tiny["model"], folder / "model.pt")
+    s = R3MScorer.from_checkpoint(folder, model="resnet18", tokenizer=str(tiny["vocab"]))
+    assert s.embed_frames(frames(2)).shape == (2, 512)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UsageError, match=r"is a folder without model\.pt; pass the official R3M model\.pt") as info:
+        R3MScorer.from_checkpoint(tmp_path / "empty", model="resnet18", tokenizer=str(tiny["vocab"]))
+    assert "\n" not in str(info.value)
+
+
 def test_wrong_architecture_is_named(tiny: dict) -> None:
     with pytest.raises(
         UsageError, match="holds an R3M resnet18 but scorer\\.model is resnet50; set scorer\\.model: resnet18"

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import http.server
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,43 +13,21 @@ from lamp.errors import UsageError
 PAYLOAD = b"not really a checkpoint, but bytes are bytes " * 40_000  # ~1.8 MB: several download chunks
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    """Serves /ok (the payload), /short (claims more bytes than it sends) and /html (a Drive-style error page)."""
+def fake_fetcher(body: bytes, fail_after: int | None = None, calls: list | None = None):
+    """Stands in for gdown: writes `body` in chunks, reporting progress; optionally dies part-way (a lost link)."""
 
-    def do_GET(self) -> None:
-        self.server.hits.append(self.path)  # type: ignore[attr-defined]
-        if self.path.startswith("/ok"):
-            body, ctype, length = PAYLOAD, "application/octet-stream", len(PAYLOAD)
-        elif self.path.startswith("/short"):
-            body, ctype, length = PAYLOAD[:1000], "application/octet-stream", len(PAYLOAD)
-        elif self.path.startswith("/html"):
-            body, ctype, length = b"<html>quota exceeded</html>", "text/html; charset=utf-8", 27
-        else:
-            self.send_error(404)
-            return
-        self.send_response(200)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(length))
-        self.end_headers()
-        self.wfile.write(body)
+    def fetch(file_id: str, output: Path, progress) -> None:
+        if calls is not None:
+            calls.append(file_id)
+        (output.parent / f"{output.name}.part").write_bytes(b"")  # gdown's own temp file, left by a failure
+        with open(output, "wb") as f:
+            for start in range(0, len(body), 1 << 16):
+                if fail_after is not None and start >= fail_after:
+                    raise ConnectionError("Connection broken: IncompleteRead")
+                f.write(body[start : start + (1 << 16)])
+                progress(min(start + (1 << 16), len(body)), len(body))
 
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def server() -> Iterator[http.server.HTTPServer]:
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    httpd.hits = []  # type: ignore[attr-defined]
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield httpd
-    httpd.shutdown()
-    httpd.server_close()
-
-
-def url(httpd: http.server.HTTPServer, path: str) -> str:
-    return f"http://127.0.0.1:{httpd.server_address[1]}{path}"
+    return fetch
 
 
 @pytest.fixture(autouse=True)
@@ -76,9 +51,10 @@ def test_cache_dir_and_available_weights(tmp_path: Path, monkeypatch: pytest.Mon
     assert weights.cache_dir() == Path.home() / ".cache" / "lamp"
 
 
-def test_download_is_atomic_and_records_sha256(server, tmp_path: Path) -> None:
+def test_download_is_atomic_and_records_sha256(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(weights, "drive_fetcher", fake_fetcher(PAYLOAD))
     dest = tmp_path / "r3m_50" / "model.pt"
-    digest = weights.download(url(server, "/ok"), dest, progress=False)
+    digest = weights.download_drive("abc", dest, progress=False)
     assert dest.read_bytes() == PAYLOAD
     assert digest == hashlib.sha256(PAYLOAD).hexdigest()
     assert (tmp_path / "r3m_50" / "model.pt.sha256").read_text().split()[0] == digest
@@ -86,24 +62,71 @@ def test_download_is_atomic_and_records_sha256(server, tmp_path: Path) -> None:
     assert weights.verify_sha256(dest) == digest
 
 
-@pytest.mark.parametrize(("path", "message"), [("/short", "truncated"), ("/html", "HTML page"), ("/nope", "404")])
-def test_failed_downloads_leave_nothing_behind(server, tmp_path: Path, path: str, message: str) -> None:
+@pytest.mark.parametrize(
+    ("fetcher", "message"),
+    [
+        (fake_fetcher(PAYLOAD, fail_after=1 << 17), "could not download R3M resnet50 .*IncompleteRead"),
+        (fake_fetcher(b"\n  <!DOCTYPE html><html>quota exceeded</html>"), "HTML page"),
+        (fake_fetcher(b""), "produced no data"),
+    ],
+)
+def test_failed_downloads_leave_nothing_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fetcher, message: str
+) -> None:
+    monkeypatch.setattr(weights, "drive_fetcher", fetcher)
     dest = tmp_path / "r3m_50" / "model.pt"
     with pytest.raises(UsageError, match=message) as info:
-        weights.download(url(server, path), dest, progress=False)
-    assert "\n" not in str(info.value)
+        weights.download_drive("abc", dest, desc="R3M resnet50", progress=False)
+    assert "\n" not in str(info.value) and f"place it at {dest}" in str(info.value)
     assert leftovers(dest.parent) == []
 
 
-def test_ensure_downloads_once_then_verifies(server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_downloads_go_through_gdown_with_the_drive_id(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import gdown
+
+    seen = {}
+
+    def fake_download(**kwargs):
+        seen.update(kwargs)
+        Path(kwargs["output"]).write_bytes(PAYLOAD)
+        kwargs["progress"](len(PAYLOAD), len(PAYLOAD))
+        return kwargs["output"]
+
+    monkeypatch.setattr(gdown, "download", fake_download)
     monkeypatch.setenv("LAMP_CACHE", str(tmp_path))
-    monkeypatch.setattr(weights, "DRIVE_URL", url(server, "/ok?id={id}"))
+    path = weights.ensure_r3m_checkpoint("resnet50", progress=True)
+    assert seen["id"] == weights.R3M_DRIVE_IDS["resnet50"] and seen["quiet"] is True
+    assert path.read_bytes() == PAYLOAD
+
+
+def test_ensure_downloads_once_then_verifies(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LAMP_CACHE", str(tmp_path))
+    calls: list[str] = []
+    monkeypatch.setattr(weights, "drive_fetcher", fake_fetcher(PAYLOAD, calls=calls))
     path = weights.ensure_r3m_checkpoint("resnet18", progress=False)
     assert path == tmp_path / "r3m_18" / "model.pt" and path.read_bytes() == PAYLOAD
-    assert server.hits == [f"/ok?id={weights.R3M_DRIVE_IDS['resnet18']}"]
+    assert calls == [weights.R3M_DRIVE_IDS["resnet18"]]
     assert weights.ensure_r3m_checkpoint("resnet18", progress=False) == path
-    assert len(server.hits) == 1  # cached: no second request
+    assert len(calls) == 1  # cached: no second download
     assert weights.available_weights()["resnet18"] == path
+
+
+def test_the_original_codes_download_in_home_r3m_is_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LAMP_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    original = tmp_path / "home" / ".r3m" / "r3m_50" / "model.pt"
+    original.parent.mkdir(parents=True)
+    original.write_bytes(PAYLOAD)
+
+    def no_network(*args) -> None:
+        raise AssertionError("downloaded although ~/.r3m has the file")
+
+    monkeypatch.setattr(weights, "drive_fetcher", no_network)
+    logged: list[str] = []
+    assert weights.ensure_r3m_checkpoint("resnet50", log=logged.append) == original
+    assert "~" not in logged[0] and str(original) in logged[0]
+    assert weights.available_weights()["resnet50"] == original
+    assert leftovers(original.parent) == ["model.pt"]  # nothing written into the user's ~/.r3m
 
 
 def test_checksum_mismatch_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -124,16 +147,16 @@ def test_offline_never_touches_network_and_names_the_path(
     monkeypatch.setenv("LAMP_CACHE", str(tmp_path))
     monkeypatch.setenv(flag, "1")
 
-    def no_network(url: str) -> None:
-        raise AssertionError(f"network used in offline mode: {url}")
+    def no_network(*args) -> None:
+        raise AssertionError(f"network used in offline mode: {args}")
 
-    monkeypatch.setattr(weights, "url_opener", no_network)
+    monkeypatch.setattr(weights, "drive_fetcher", no_network)
     with pytest.raises(UsageError) as info:
         weights.ensure_r3m_checkpoint("resnet34")
     message = str(info.value)
     assert f"place it at {tmp_path / 'r3m_34' / 'model.pt'}" in message and "\n" not in message
     with pytest.raises(UsageError, match="offline"):
-        weights.download("http://127.0.0.1:9/x", tmp_path / "x.pt")
+        weights.download_drive("abc", tmp_path / "x.pt")
     assert not (tmp_path / "r3m_34").exists() or leftovers(tmp_path / "r3m_34") == []
 
 

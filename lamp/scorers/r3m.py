@@ -213,6 +213,13 @@ class R3MScorer(FrameScorer):
             path = weights.ensure_r3m_checkpoint(model, progress=progress)
         else:  # a user's own file: verified only if a `model.pt.sha256` sits next to it (we never write there)
             path = Path(checkpoint).expanduser()
+            if path.is_dir():  # a folder like ~/.r3m/r3m_50: the official file inside it
+                if not (path / "model.pt").is_file():
+                    raise UsageError(
+                        f"scorer.checkpoint {path} is a folder without model.pt; pass the official R3M model.pt "
+                        "or the folder that holds it (e.g. ~/.r3m/r3m_50)"
+                    )
+                path = path / "model.pt"
             if path.is_file():
                 weights.verify_sha256(path, record_if_missing=False)
         state = read_checkpoint(path)
