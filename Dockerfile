@@ -36,8 +36,8 @@ ENV DEBIAN_FRONTEND=noninteractive \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONUNBUFFERED=1
 
-# build tools; X server with GLX + Mesa; the system Qt/xcb libraries CoppeliaSim's bundled Qt needs; codecs and
-# plugin dependencies; tini to reap CoppeliaSim's children.
+# build tools; X server with GLX + Mesa; the system Qt/xcb libraries CoppeliaSim's bundled Qt needs (checked with
+# ldd below) and fonts for it; codecs and plugin dependencies; tini to reap CoppeliaSim's children.
 # DL3008 (pin apt versions) is ignored on purpose: Debian drops superseded versions from its archive, so exact
 # pins would stop the image from building after the next point release; the base image tag fixes the release.
 # hadolint ignore=DL3008
@@ -46,8 +46,10 @@ RUN apt-get update && apt-get install -y --no-install-recommends \
         xvfb xauth x11-utils mesa-utils \
         libgl1 libglx0 libegl1 libglvnd0 libgl1-mesa-dri libglx-mesa0 libglu1-mesa \
         libxkbcommon-x11-0 libxkbcommon0 libx11-xcb1 libxcb1 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 \
-        libxcb-randr0 libxcb-render-util0 libxcb-shape0 libxcb-sync1 libxcb-xfixes0 libxcb-xinerama0 libxcb-xkb1 \
-        libxrender1 libxext6 libsm6 libxi6 libfontconfig1 libfreetype6 libdbus-1-3 libglib2.0-0 \
+        libxcb-randr0 libxcb-render0 libxcb-render-util0 libxcb-shape0 libxcb-shm0 libxcb-sync1 libxcb-xfixes0 \
+        libxcb-xinerama0 libxcb-xinput0 libxcb-xkb1 libxcb-glx0 \
+        libxrender1 libxext6 libsm6 libice6 libxi6 libfontconfig1 libfreetype6 libdbus-1-3 libglib2.0-0 \
+        fontconfig fonts-dejavu-core \
         libavcodec59 libavformat59 libswscale6 libraw1394-11 libmpfr6 libusb-1.0-0 \
         tini \
     && rm -rf /var/lib/apt/lists/*
@@ -70,6 +72,22 @@ RUN mkdir -p "$COPPELIASIM_ROOT" \
     && tar -xJf "$tarball" -C "$COPPELIASIM_ROOT" --strip-components 1 \
     && rm -rf /tmp/vendor /tmp/coppeliasim.tar.xz \
     && test -f "$COPPELIASIM_ROOT/libcoppeliaSim.so"
+
+# Fail here, not at the first launch ("Could not load the Qt platform plugin xcb"), when a system library that
+# CoppeliaSim's bundled Qt loads at start-up is missing. Its xcb platform plugin (and the GLX integration next to it)
+# needs, as Debian 12 packages: libxcb1 libx11-xcb1 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0
+# libxcb-render0 libxcb-render-util0 libxcb-shape0 libxcb-shm0 libxcb-sync1 libxcb-xfixes0 libxcb-xinerama0
+# libxcb-xinput0 libxcb-xkb1 libxcb-glx0 libxkbcommon0 libxkbcommon-x11-0 libsm6 libice6 libfontconfig1
+# libfreetype6 libdbus-1-3 libglib2.0-0 libgl1 (all installed above; fonts are needed too, but ldd cannot see that).
+RUN test -f "$COPPELIASIM_ROOT/platforms/libqxcb.so" \
+    && unresolved="$( { ldd "$COPPELIASIM_ROOT/platforms/libqxcb.so"; \
+           for lib in "$COPPELIASIM_ROOT"/xcbglintegrations/*.so; do if [ -f "$lib" ]; then ldd "$lib"; fi; done; } \
+           | grep "not found" || true)" \
+    && if [ -n "$unresolved" ]; then \
+           echo "CoppeliaSim's Qt xcb plugin needs system libraries that are missing:" >&2; \
+           echo "$unresolved" >&2; \
+           exit 1; \
+       fi
 
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
@@ -106,12 +124,18 @@ RUN pip install "torch==${TORCH_VERSION}" --index-url "$TORCH_INDEX_URL" --extra
 
 WORKDIR /workspace
 COPY . /workspace
-RUN pip install "/workspace[rlbench]" \
-    && python -P -c "import rlbench, envs.rlbench; print('RLBench', rlbench.__version__)"
+# The test extra (pytest) makes the contract tests runnable in the image against the real stack (README:
+# docker run --rm lamp-rlbench python -m pytest -m rlbench); collecting them here proves the command can start.
+RUN pip install "/workspace[rlbench,test]" \
+    && python -P -c "import rlbench, envs.rlbench; print('RLBench', rlbench.__version__)" \
+    && python -m pytest -p no:cacheprovider -q -m rlbench --collect-only >/dev/null
 
+# The smoke test's Xvfb is killed when this step ends, leaving its lock (which names a PID that is likely alive in
+# a container) and socket in the layer: remove them, or Xvfb would refuse display :99 at run time.
 COPY docker/entrypoint.sh /usr/local/bin/lamp-entrypoint
 RUN chmod +x /usr/local/bin/lamp-entrypoint \
-    && if [ "$RUN_SMOKE" = "1" ]; then lamp-entrypoint python /workspace/docker/smoke.py push_button; fi
+    && if [ "$RUN_SMOKE" = "1" ]; then lamp-entrypoint python /workspace/docker/smoke.py push_button; fi \
+    && rm -f /tmp/.X*-lock /tmp/.X11-unix/X* /tmp/xvfb.log
 
 ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/bin/lamp-entrypoint"]
 CMD ["lamp", "doctor", "--backend", "rlbench"]

@@ -57,6 +57,16 @@ class RLBenchResetError(RuntimeError):
     """RLBench could not place the task after the allowed number of reset attempts."""
 
 
+class RLBenchPretrainError(RuntimeError):
+    """The pretraining task does not hold rlbench.objects/num_objects after a reset (pretraining would silently run
+    with the fork's default mug and no distractors)."""
+
+
+PRETRAIN_HOOKS = ("reset_samplers", "set_num_objects")
+# The fork's attributes that reset_samplers() replaces; a fresh object there means init_task() ran again.
+PRETRAIN_SAMPLERS = ("main_shapenet_sampler", "extra_shapenet_sampler")
+
+
 def _import_rlbench() -> dict[str, Any]:
     """The RLBench/PyRep names the adapter uses, by their real import paths; a clear UsageError when absent."""
     try:
@@ -186,6 +196,13 @@ class RLBenchEnv(gym.Env):
         self._rl = rl = _import_rlbench()
         spec = TASKS.get(task) or TaskSpec(pretrain_task, "".join(w.title() for w in pretrain_task.split("_")), "")
         task_cls = _task_class(spec.module, spec.cls, "rlbench.pretrain_task" if task == PRETRAIN else "env.task")
+        if task == PRETRAIN and not all(callable(getattr(task_cls, hook, None)) for hook in PRETRAIN_HOOKS):
+            raise UsageError(
+                f"rlbench.pretrain_task '{pretrain_task}' has no {' / '.join(PRETRAIN_HOOKS)} hooks, so "
+                "rlbench.objects and rlbench.num_objects cannot be applied; use the LAMP fork's pick_shapenet_objects"
+            )
+        self._objects, self._num_objects = list(objects), num_objects
+        self._pretrain_samplers: tuple | None = None  # what reset_samplers() installed; None = not applied yet
         self._noun = spec.noun
         self.shaped = reward == "shaped" and has_shaped_reward(task_cls, rl["Task"])
         if reward == "shaped" and not self.shaped:
@@ -207,7 +224,6 @@ class RLBenchEnv(gym.Env):
             self._task_env = self._env.get_task(task_cls)
             if task != PRETRAIN:
                 self._task_env.set_variation(variation)
-            self._configure_pretrain(list(objects), num_objects)
         except BaseException:
             with contextlib.suppress(Exception):  # a launch that failed half-way may leave nothing to shut down
                 self._env.shutdown()
@@ -229,15 +245,34 @@ class RLBenchEnv(gym.Env):
         self.last_descriptions: list[str] = []
 
     # ---------------------------------------------------------------------------------------------------------------
-    def _configure_pretrain(self, objects: list[str], num_objects: int) -> None:
-        """The LAMP fork's ShapeNet task takes its object classes and count through these hooks (rlbench.md 2.3)."""
-        inner = getattr(self._task_env, "_task", None)
-        if self.task != PRETRAIN or inner is None:
-            return
-        if hasattr(inner, "reset_samplers"):
-            inner.reset_samplers(objects, objects, -1, -1)
-        if hasattr(inner, "set_num_objects"):
-            inner.set_num_objects(num_objects)
+    def _apply_pretrain(self) -> None:
+        """Give the LAMP fork's ShapeNet task our object classes and count, through its hooks (rlbench.md 2.3).
+
+        Only after a reset: RLBench runs the task's init_task() lazily at the first reset (and again after a reload),
+        and the fork's init_task() puts its default samplers and one object back, overwriting anything set earlier.
+        """
+        inner = self._task_env._task
+        inner.reset_samplers(self._objects, self._objects, -1, -1)
+        inner.set_num_objects(self._num_objects)
+        self._pretrain_samplers = tuple(getattr(inner, name, None) for name in PRETRAIN_SAMPLERS)
+
+    def _pretrain_problem(self) -> str | None:
+        """Why the current pretraining episode does not follow rlbench.objects/num_objects; None when it does."""
+        if self._pretrain_samplers is None:
+            return "the settings were not applied yet"
+        inner = self._task_env._task
+        for name, ours in zip(PRETRAIN_SAMPLERS, self._pretrain_samplers, strict=True):
+            if getattr(inner, name, None) is not ours:
+                return f"its {name} was replaced (init_task ran again)"
+        if getattr(inner, "num_objects", self._num_objects) != self._num_objects:
+            return f"its num_objects is {inner.num_objects}, not rlbench.num_objects={self._num_objects}"
+        meta = [str(m) for m in getattr(inner, "bin_objects_meta", None) or []]
+        if len(meta) != self._num_objects:
+            return f"the episode has {len(meta)} objects, not rlbench.num_objects={self._num_objects}"
+        foreign = sorted(set(meta) - set(self._objects))
+        if foreign:
+            return f"the episode has {', '.join(foreign)}, not in rlbench.objects={','.join(self._objects)}"
+        return None
 
     @property
     def noun(self) -> str:
@@ -285,7 +320,11 @@ class RLBenchEnv(gym.Env):
 
     # ---------------------------------------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
-        """New episode: redraw textures, reset the task (retrying placement failures), return the first observation."""
+        """New episode: redraw textures, reset the task (retrying placement failures), return the first observation.
+
+        Pretraining: the object settings are (re)applied after a reset that ran the task's init_task(), and that
+        reset is repeated, so every episode returned follows rlbench.objects/num_objects (checked; else an error).
+        """
         super().reset(seed=seed)
         if self._closed:
             raise RuntimeError("reset() on a closed RLBenchEnv")
@@ -297,22 +336,22 @@ class RLBenchEnv(gym.Env):
             random.seed(seed)
         if self.scene_textures is not None:
             self.last_draw = self.scene_textures.draw(self._rng)
-            self.scene_textures.apply(self._env._pyrep, self.last_draw)
+            # Scene.pyrep is public (only the route to the Scene, _scene, is private); Environment._pyrep is not.
+            self.scene_textures.apply(self._task_env._scene.pyrep, self.last_draw)
         if self.variation < 0:
             self._task_env.sample_variation()
-        errors = []
-        for _attempt in range(self.reset_retries + 1):
-            try:
-                descriptions, obs = self._task_env.reset()
-                break
-            except self._rl["TaskEnvironmentError"] as err:
-                errors.append(err)
-                self.reset_failures_total += 1
-        else:
-            raise RLBenchResetError(
-                f"RLBench could not place task '{self.task}' in {len(errors)} resets "
-                f"(rlbench.reset_retries={self.reset_retries}); last error: {errors[-1]}"
-            )
+        descriptions, obs, attempts = self._reset_task()
+        if self.task == PRETRAIN and self._pretrain_problem() is not None:
+            # First reset (or init_task ran again): that episode used the fork's defaults. Apply, place it again.
+            self._apply_pretrain()
+            descriptions, obs, more = self._reset_task()
+            attempts += more
+            problem = self._pretrain_problem()
+            if problem is not None:
+                raise RLBenchPretrainError(
+                    f"RLBench task '{type(self._task_env._task).__name__}' does not keep rlbench.objects/"
+                    f"rlbench.num_objects={self._num_objects} after reset: {problem}"
+                )
         self._steps = 0
         self.failed_actions = 0
         self._success = self._episode_success = False
@@ -322,8 +361,23 @@ class RLBenchEnv(gym.Env):
         self._tip_z0 = self._tip_z
         info = self._info()
         info["descriptions"] = self.last_descriptions
-        info["reset_attempts"] = len(errors) + 1
+        info["reset_attempts"] = attempts
         return self._last_obs, info
+
+    def _reset_task(self) -> tuple[list[str], Any, int]:
+        """TaskEnvironment.reset(), retrying placement failures; returns (descriptions, observation, attempts)."""
+        errors = []
+        for _attempt in range(self.reset_retries + 1):
+            try:
+                descriptions, obs = self._task_env.reset()
+                return descriptions, obs, len(errors) + 1
+            except self._rl["TaskEnvironmentError"] as err:
+                errors.append(err)
+                self.reset_failures_total += 1
+        raise RLBenchResetError(
+            f"RLBench could not place task '{self.task}' in {len(errors)} resets "
+            f"(rlbench.reset_retries={self.reset_retries}); last error: {errors[-1]}"
+        )
 
     def step(self, action: Any) -> tuple[dict, float, bool, bool, dict]:
         if self._last_obs is None:

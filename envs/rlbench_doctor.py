@@ -11,6 +11,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from envs.probe import run_probe
+
 CheckResult = tuple[str, bool, str, str]
 DOCKER_FIX = "build and run the Dockerfile (README 'RLBench in a container')"
 XVFB_FIX = (
@@ -31,8 +33,6 @@ print('IMPORT_OK', getattr(mod, '__version__', '?') + extra)
 
 
 def _probe_import(module: str, timeout: float) -> tuple[bool, str]:
-    from lamp.doctor import run_probe
-
     return run_probe(_IMPORT_PROBE, "IMPORT_OK", (module,), timeout=timeout, cwd="/")
 
 
@@ -45,6 +45,18 @@ def _missing_libraries(lib: Path, timeout: float) -> list[str] | None:
     except subprocess.TimeoutExpired:
         return None
     return [ln.split("=>")[0].strip() for ln in out.stdout.splitlines() if "not found" in ln]
+
+
+def _qt_plugin_check(root: Path, timeout: float) -> CheckResult:
+    """Qt loads platforms/libqxcb.so only when CoppeliaSim starts: a missing xcb library fails there, not at import."""
+    plugin = root / "platforms" / "libqxcb.so"
+    if not plugin.exists():
+        return ("Qt xcb plugin", False, f"{plugin} missing", f"unpack CoppeliaSim 4.1 into {root} again")
+    missing = _missing_libraries(plugin, timeout)
+    if missing:
+        fix = "apt-get install the xcb libraries listed in the Dockerfile (e.g. libxcb-xinput0)"
+        return ("Qt xcb plugin", False, f"unresolved: {', '.join(missing[:6])}", fix)
+    return ("Qt xcb plugin", True, f"{plugin.name} resolves" if missing == [] else plugin.name, "")
 
 
 def _display_check() -> CheckResult:
@@ -80,6 +92,7 @@ def rlbench_checks(timeout: float = 60.0) -> list[CheckResult]:
                 checks.append(("coppeliasim libs", False, f"unresolved: {', '.join(missing[:6])}", fix))
             else:
                 checks.append(("coppeliasim libs", True, f"{lib.name} resolves" if missing == [] else lib.name, ""))
+        checks.append(_qt_plugin_check(Path(root), timeout))
         ld = os.environ.get("LD_LIBRARY_PATH", "").split(":")
         ok = any(p and Path(p).resolve() == Path(root).resolve() for p in ld)
         checks.append(

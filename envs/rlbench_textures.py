@@ -22,6 +22,7 @@ TABLE = ("diningTable_visible", (1.6, 1.1))
 WALLS = tuple((f"Wall{i}", (5.0, 3.0)) for i in range(1, 5))
 FLOOR = ("Floor", (5.0, 5.0))
 TARGETS = (TABLE, *WALLS, FLOOR)
+FLOOR_LIFT = 0.01  # metres between the floor and its textured copy
 DEFAULT_BANK_SIZE = 256
 
 
@@ -126,11 +127,15 @@ class SceneTextures:
             copy = self._copies.get(name)
             if copy is None:
                 copy = original.copy()
-                copy.set_respondable(False)
-                copy.set_collidable(False)
                 copy.set_color([1.0, 1.0, 1.0])  # untinted texture, as LAMP does for the walls
-            self._copies[name] = _texture(pyrep, copy, texture, kwargs)
-            self._copies[name].set_renderable(True)
+                if name == FLOOR[0]:  # 1 cm above the floor, as the fork and upstream place theirs (no z-fighting)
+                    x, y, z = copy.get_position()
+                    copy.set_position([x, y, z + FLOOR_LIFT])
+            copy = self._copies[name] = _texture(pyrep, copy, texture, kwargs)
+            # After every texturing: the table's regrouped compound is a new shape that does not keep these flags.
+            copy.set_respondable(False)
+            copy.set_collidable(False)
+            copy.set_renderable(True)
             original.set_renderable(False)
             helper.remove()
 

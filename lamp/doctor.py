@@ -12,11 +12,12 @@ import importlib.util
 import os
 import platform
 import shutil
-import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from envs.probe import run_probe
 
 MIN_PYTHON = (3, 10)
 TORCH_RANGE = ("2.4", "2.13.0")
@@ -97,25 +98,6 @@ except Exception:
 renderer.close()
 print('RENDER_OK', mujoco.__version__, renderer_name)
 """
-
-
-def run_probe(
-    code: str, marker: str, args: tuple[str, ...] = (), env: dict | None = None, timeout: float = 60.0, **kwargs
-) -> tuple[bool, str]:
-    """Run a probe script in a fresh Python (a broken GL or simulator stack can crash or hang the caller).
-
-    Returns (True, what the script printed after `marker`) or (False, the last line of its error output).
-    """
-    try:
-        out = subprocess.run(
-            [sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, timeout=timeout, **kwargs
-        )
-    except subprocess.TimeoutExpired:
-        return False, f"timed out after {timeout:.0f}s"
-    if out.returncode == 0 and marker in out.stdout:
-        return True, out.stdout.split(marker, 1)[1].strip()
-    lines = [ln for ln in (out.stderr or out.stdout).strip().splitlines() if ln.strip()]
-    return False, lines[-1][:200] if lines else f"exit code {out.returncode}"
 
 
 def probe_render(backend: str, timeout: float = 60.0) -> tuple[bool, str]:

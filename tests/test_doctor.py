@@ -69,7 +69,7 @@ def test_render_probe_times_out(monkeypatch: pytest.MonkeyPatch) -> None:
     def hang(*args, **kwargs):
         raise subprocess.TimeoutExpired(cmd="python", timeout=1)
 
-    monkeypatch.setattr(D.subprocess, "run", hang)
+    monkeypatch.setattr(subprocess, "run", hang)  # the probe runs in envs/probe.py
     assert D.probe_render("egl", timeout=1) == (False, "timed out after 1s")
 
 

@@ -375,6 +375,55 @@ def test_pretrain_noun_comes_from_the_main_object(stack: Stack, texture_dir: Pat
         env.close()
 
 
+def _assert_episode_objects(env, objects: set[str], num_objects: int) -> None:
+    meta = list(env._task_env._task.bin_objects_meta)
+    assert len(meta) == num_objects and set(meta) <= objects, meta
+
+
+def test_pretrain_objects_and_count_hold_from_the_first_episode(stack: Stack, texture_dir: Path) -> None:
+    """RLBench runs init_task() at the first reset, and the fork's init_task() puts its default samplers (a mug; lamp,
+    clock) and one object back: settings made right after get_task() would be silently lost."""
+    objects = {"jar", "bowl"}
+    env = make("pretrain", size=16, objects=sorted(objects), num_objects=3, textures={"dir": str(texture_dir)})
+    try:
+        if stack.fake:
+            assert stack.stub.counters.get("init_task", 0) == 0  # as the real code: not yet at get_task()
+        for seed in range(4):
+            _, info = env.reset(seed=seed)
+            _assert_episode_objects(env, objects, 3)
+            assert info["noun"] in objects
+        if stack.fake:
+            assert stack.stub.counters["init_task"] == 1
+    finally:
+        env.close()
+
+
+def test_pretrain_objects_are_applied_again_after_a_re_init_task(stack: Stack, texture_dir: Path) -> None:
+    env = make("pretrain", size=16, objects=["jar"], num_objects=2, textures={"dir": str(texture_dir)})
+    try:
+        env.reset(seed=0)
+        env._task_env._scene.init_task()  # what a reload of the task does: samplers and count back to the defaults
+        _, info = env.reset(seed=1)
+        _assert_episode_objects(env, {"jar"}, 2)
+        assert info["noun"] == "jar"
+    finally:
+        env.close()
+
+
+def test_pretrain_settings_the_task_does_not_keep_are_a_loud_error(stack: Stack, texture_dir: Path) -> None:
+    stack.require_fake()
+    from envs.rlbench import RLBenchPretrainError
+
+    env = make("pretrain", size=16, objects=["jar"], num_objects=3, textures={"dir": str(texture_dir)})
+    try:
+        env._task_env._task.set_num_objects = lambda n: None  # a task that ignores the hook
+        with pytest.raises(RLBenchPretrainError, match=r"rlbench.num_objects.*3") as err:
+            env.reset(seed=0)
+        assert "\n" not in str(err.value)
+    finally:
+        env.close()
+
+
 def test_textures_reach_table_each_wall_and_floor(stack: Stack, texture_dir: Path) -> None:
     stack.require_fake()
     from pyrep.const import TextureMappingMode
@@ -411,6 +460,27 @@ def test_textures_reach_table_each_wall_and_floor(stack: Stack, texture_dir: Pat
         env.close()
 
 
+def test_textured_copies_are_visual_only_and_the_floor_copy_is_lifted(stack: Stack, texture_dir: Path) -> None:
+    """Copies never touch physics, also the table copy that is ungrouped and regrouped every episode (a regrouped
+    compound is a new shape); the floor copy sits 1 cm above the floor, as LAMP's and upstream's randomisers do."""
+    from pyrep.objects.shape import Shape
+
+    env = make("pretrain", size=16, textures={"dir": str(texture_dir), "p_default": 0.0})
+    try:
+        for seed in range(3):
+            env.reset(seed=seed)
+            copies = env.scene_textures._copies
+            assert set(copies) == {"diningTable_visible", "Wall1", "Wall2", "Wall3", "Wall4", "Floor"}
+            for name, copy in copies.items():
+                assert copy.is_renderable() and not copy.is_respondable() and not copy.is_collidable(), name
+            floor, lifted = Shape("Floor").get_position(), copies["Floor"].get_position()
+            np.testing.assert_allclose(lifted - floor, [0.0, 0.0, 0.01], atol=1e-6)
+            table = Shape("diningTable_visible")
+            assert table.is_respondable() and table.is_collidable() and not table.is_renderable()
+    finally:
+        env.close()
+
+
 def test_default_look_probability(stack: Stack, texture_dir: Path) -> None:
     stack.require_fake()
     from rlbench.backend.scene import DEFAULT_COLORS
@@ -427,7 +497,7 @@ def test_default_look_probability(stack: Stack, texture_dir: Path) -> None:
         kinds = [env.reset(seed=s)[1]["textures"] == "default" for s in range(40)]
         assert 5 <= sum(kinds) <= 35  # both outcomes happen at p=0.5
         # switching back to the default look shows the originals again
-        env.scene_textures.apply(env._env._pyrep, type(env.last_draw)(None))
+        env.scene_textures.apply(env._task_env._scene.pyrep, type(env.last_draw)(None))
         obs = env._observe(env._task_env.get_observation())
         assert tuple(obs["image"][0, 0]) == DEFAULT_COLORS["Wall"]
     finally:
@@ -530,6 +600,11 @@ def test_missing_texture_dir_is_a_usage_error(stack: Stack, tmp_path: Path) -> N
 def test_pretrain_needs_the_lamp_fork(master_stack: Stack) -> None:
     with pytest.raises(UsageError, match=r"pick_shapenet_objects.*LAMP fork"):
         make("pretrain", size=16)
+
+
+def test_pretrain_task_without_the_object_hooks_is_refused(stack: Stack) -> None:
+    with pytest.raises(UsageError, match=r"rlbench.pretrain_task 'reach_target' has no reset_samplers / set_num_obj"):
+        make("pretrain", size=16, pretrain_task="reach_target")
 
 
 def test_close_shuts_down_once_and_one_simulator_per_process(stack: Stack) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from envs import rlbench_doctor
 from envs.rlbench_doctor import rlbench_checks
 from lamp import doctor
 
@@ -45,8 +46,21 @@ def test_root_without_the_so1_link(clean_env: pytest.MonkeyPatch, tmp_path: Path
     assert not checks["LD_LIBRARY_PATH"][0] and not checks["Qt platform plugins"][0]
 
 
+def test_qt_xcb_plugin_missing_or_with_unresolved_libraries(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    clean_env.setenv("COPPELIASIM_ROOT", str(tmp_path))
+    ok, detail, fix = _by_name(rlbench_checks())["Qt xcb plugin"]
+    assert not ok and "platforms/libqxcb.so missing" in detail and "unpack CoppeliaSim" in fix
+    (tmp_path / "platforms").mkdir()
+    (tmp_path / "platforms" / "libqxcb.so").write_bytes(b"")
+    clean_env.setattr(rlbench_doctor, "_missing_libraries", lambda lib, timeout: ["libxcb-xinput.so.0"])
+    ok, detail, fix = _by_name(rlbench_checks())["Qt xcb plugin"]
+    assert not ok and "libxcb-xinput.so.0" in detail and "libxcb-xinput0" in fix
+
+
 def test_a_complete_set_up_with_the_stand_in(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
     (tmp_path / "libcoppeliaSim.so").write_bytes(b"")
+    (tmp_path / "platforms").mkdir()
+    (tmp_path / "platforms" / "libqxcb.so").write_bytes(b"")
     (tmp_path / "libcoppeliaSim.so.1").symlink_to(tmp_path / "libcoppeliaSim.so")
     sockets = Path("/tmp/.X11-unix")
     clean_env.setenv("COPPELIASIM_ROOT", str(tmp_path))
@@ -77,3 +91,20 @@ def test_lamp_doctor_uses_these_checks_for_the_rlbench_backend(clean_env: pytest
     assert [c.name for c in checks] == [name for name, *_ in rlbench_checks()]
     assert all(c.status == "FAIL" and c.fix for c in checks)
     assert os.environ.get("COPPELIASIM_ROOT") is None
+
+
+def test_imports_are_one_way_envs_never_import_lamp_doctor() -> None:
+    """lamp/doctor.py (the CLI side) calls into envs/; nothing under envs/ may import it back (an import cycle)."""
+    import ast
+
+    root = Path(__file__).resolve().parents[1]
+    offenders = []
+    for path in sorted((root / "envs").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+            if any(n == "lamp.doctor" or n.startswith("lamp.doctor.") for n in names):
+                offenders.append(path.name)
+    assert offenders == []
+    assert doctor.run_probe is rlbench_doctor.run_probe  # one helper, defined in envs/probe.py

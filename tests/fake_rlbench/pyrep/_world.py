@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 # Scene objects of RLBench's task_design.ttt that the LAMP randomiser touches; the table is a compound shape.
 SCENE_OBJECTS = ("Floor", "Roof", "Wall1", "Wall2", "Wall3", "Wall4", "diningTable_visible")
 COMPOUND_PARTS = {"diningTable_visible": ("diningTable_top", "diningTable_legs")}
+SCENE_POSITIONS = {"Floor": (0.0, 0.0, 0.0), "diningTable_visible": (0.0, 0.0, 0.38), "Roof": (0.0, 0.0, 3.0)}
 
 
 @dataclass
@@ -18,6 +19,7 @@ class Record:
     texture: str | None = None
     color: tuple[float, float, float] = (0.5, 0.5, 0.5)
     parts: tuple[int, ...] = ()  # handles of the parts of a compound shape
+    position: tuple[float, float, float] = (0.0, 0.0, 0.0)
     removed: bool = False
     texture_file: str | None = None  # for the helper planes made by create_texture
 
@@ -48,7 +50,7 @@ class World:
     def populate(self) -> None:
         for name in SCENE_OBJECTS:
             parts = tuple(self.add(p) for p in COMPOUND_PARTS.get(name, ()))
-            self.add(name, parts=parts)
+            self.add(name, parts=parts, position=SCENE_POSITIONS.get(name, (0.0, 0.0, 0.0)))
 
     def visible_texture(self, prefix: str) -> str | None:
         """Texture seen where objects named `prefix`* are: the newest renderable one wins (copies lie on top)."""

@@ -46,8 +46,11 @@ class PyRep:
         self.running = False
 
     def group_objects(self, objects: list[Shape]) -> Shape:
+        """A new compound shape: it does not keep the respondable/collidable flags of the group it was ungrouped from
+        (the stub's parts were copied with their defaults, as the table's are), so callers must set them again."""
         handles = tuple(o.get_handle() for o in objects)
-        return Shape(_world.WORLD.add(_world.WORLD.objects[handles[0]].name + "_group", parts=handles))
+        first = _world.WORLD.objects[handles[0]]
+        return Shape(_world.WORLD.add(first.name + "_group", parts=handles, position=first.position))
 
     def create_texture(
         self, filename: str, interpolate=True, decal_mode=False, repeat_along_u=False, repeat_along_v=False

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from .. import _world
 from ..errors import ObjectAlreadyRemovedError
 
@@ -54,6 +56,14 @@ class Object:
     def set_collidable(self, value: bool) -> None:
         self._rec().collidable = bool(value)
 
+    def get_position(self, relative_to=None) -> np.ndarray:
+        return np.array(self._rec().position, dtype=np.float64)
+
+    def set_position(self, position, relative_to=None, reset_dynamics: bool = True) -> None:
+        if relative_to is not None:
+            raise NotImplementedError("stub: positions are world-frame only")
+        self._rec().position = tuple(float(v) for v in position)
+
     def remove(self) -> None:
         self._rec().removed = True
 
@@ -67,5 +77,6 @@ class Object:
             texture=rec.texture,
             color=rec.color,
             parts=parts,
+            position=rec.position,
         )
         return type(self)(handle)

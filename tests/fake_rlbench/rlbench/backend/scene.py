@@ -33,6 +33,7 @@ class Scene:
         self._obs_config = obs_config
         self.robot_setup = robot_setup
         self.task = None
+        self._has_init_task = False
         self.tip = TIP_START.copy()
         self.tip_quat = np.array([0.0, 1.0, 0.0, 0.0])
         self.gripper_open = True
@@ -44,22 +45,32 @@ class Scene:
 
     # --- simulation -------------------------------------------------------------------------------
     def load(self, task) -> None:
-        self.task = task
+        """As RLBench's Scene.load: the task's init_task() does NOT run here but at the first init_episode (reset)."""
         task.load()
-        task.init_task()
+        self.task = task
+        self._has_init_task = False
 
     def unload(self) -> None:
+        if self.task is not None and self._has_init_task:
+            self.task.cleanup_()
         self.task = None
+
+    def init_task(self) -> None:
+        _stub.counters["init_task"] = _stub.counters.get("init_task", 0) + 1
+        self.task.init_task()
+        self._has_init_task = True
 
     def reset(self) -> None:
         self.tip = TIP_START.copy()
         self.tip_quat = np.array([0.0, 1.0, 0.0, 0.0])
         self.gripper_open = True
         self.grasped = set()
-        if self.task is not None:
+        if self.task is not None and self._has_init_task:
             self.task.cleanup_()
 
     def init_episode(self, index: int, randomly_place: bool = True, max_attempts: int = 5) -> list[str]:
+        if not self._has_init_task:  # lazily, as RLBench does: settings made on the task before this are overwritten
+            self.init_task()
         descriptions = self.task.init_episode(index)
         for _ in range(STEPS_BEFORE_EPISODE_START):
             self.step()

@@ -22,6 +22,7 @@ class _Sampler:
 
 class PickShapenetObjects(Task):
     def init_task(self) -> None:
+        """As the fork: runs at the first reset and puts the samplers (a mug; lamp and clock) and count (1) back."""
         self.main_shapenet_sampler = _Sampler(["mug"], -1)
         self.extra_shapenet_sampler = _Sampler(["lamp", "clock"], -1)
         self.num_objects = 1
