@@ -21,7 +21,14 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 
-from envs.common import action_space, check_action, observation_space
+from envs.common import (
+    SCORER_KEY,
+    action_space,
+    area_downsample,
+    check_action,
+    check_render_size,
+    observation_space,
+)
 from envs.rlbench_textures import SceneTextures, TextureDraw
 from lamp.errors import UsageError
 
@@ -150,6 +157,8 @@ class RLBenchEnv(gym.Env):
         camera: str = "front",
         pool: str | None = None,
         decimate: float | None = None,
+        render_size: int = 0,
+        score_view: bool = False,
     ) -> None:
         """Options mirror the `env:` config section (plus the `rlbench:` section); `pool` and `decimate` are
         Meta-World-only and ignored here, so one `env:` section drives either back-end."""
@@ -163,6 +172,11 @@ class RLBenchEnv(gym.Env):
             raise UsageError(f"env.reward '{reward}' is unknown; use 'shaped' or 'sparse'")
         if not 8 <= size <= 512:
             raise UsageError(f"env.size {size} is out of range; use 64 (default) or 128")
+        try:  # cameras render at the scorer's size (LAMP: 128) and are area-downsampled for the agent
+            self.render_size = check_render_size(size, render_size)
+        except ValueError as err:
+            raise UsageError(str(err)) from None
+        self.score_view = bool(score_view)
         if episode_length < 1:
             raise UsageError(f"env.episode_length must be at least 1, got {episode_length}")
         if not 0.0 < action_scale <= 0.1:
@@ -190,7 +204,7 @@ class RLBenchEnv(gym.Env):
         )
 
         self.action_space = action_space()
-        self.observation_space = observation_space(size, wrist, STATE_DIM)
+        self.observation_space = observation_space(size, wrist, STATE_DIM, self.render_size if score_view else 0)
         self._rng = np.random.default_rng(seed)
 
         self._rl = rl = _import_rlbench()
@@ -217,7 +231,7 @@ class RLBenchEnv(gym.Env):
         if "shaped_rewards" in inspect.signature(rl["Environment"].__init__).parameters:
             kwargs["shaped_rewards"] = self.shaped
         self._env = rl["Environment"](
-            self._action_mode, obs_config=observation_config(rl, size, wrist), headless=headless, **kwargs
+            self._action_mode, obs_config=observation_config(rl, self.render_size, wrist), headless=headless, **kwargs
         )
         try:
             self._env.launch()
@@ -283,14 +297,17 @@ class RLBenchEnv(gym.Env):
         return str(meta[0]) if meta else "object"
 
     def _observe(self, obs: Any) -> dict[str, np.ndarray]:
-        front = np.asarray(obs.front_rgb)
-        if front.shape != (self.size, self.size, 3):
-            raise RuntimeError(f"RLBench front_rgb has shape {front.shape}, expected {(self.size, self.size, 3)}")
-        out = {"image": front.astype(np.uint8, copy=False)}
+        front = np.asarray(obs.front_rgb).astype(np.uint8, copy=False)
+        expected = (self.render_size, self.render_size, 3)
+        if front.shape != expected:
+            raise RuntimeError(f"RLBench front_rgb has shape {front.shape}, expected {expected}")
+        out = {"image": area_downsample(front, self.size)}
         if self.wrist:
-            out["wrist"] = np.asarray(obs.wrist_rgb).astype(np.uint8, copy=False)
+            out["wrist"] = area_downsample(np.asarray(obs.wrist_rgb).astype(np.uint8, copy=False), self.size)
         state = np.concatenate([[obs.gripper_open], obs.gripper_pose, obs.gripper_joint_positions])
         out["state"] = state.astype(np.float32)
+        if self.score_view:
+            out[SCORER_KEY] = front
         self._tip_z = float(obs.gripper_pose[2])
         return out
 

@@ -112,6 +112,21 @@ def test_spaces_and_first_observation(stack: Stack, wrist: bool) -> None:
         env.close()
 
 
+def test_cameras_render_at_the_scorers_size_and_the_agent_gets_them_downsampled(stack: Stack) -> None:
+    from envs.common import area_downsample
+
+    env = make("push_button", size=16, wrist=True, render_size=32, score_view=True)
+    try:
+        obs, _ = env.reset(seed=0)
+        assert env.observation_space.contains(obs)
+        assert obs["score_image"].shape == (32, 32, 3) and obs["image"].shape == obs["wrist"].shape == (16, 16, 3)
+        np.testing.assert_array_equal(obs["image"], area_downsample(obs["score_image"], 16))
+    finally:
+        env.close()
+    with pytest.raises(UsageError, match=r"scorer\.image_size 24 must be a whole multiple of env\.size 16"):
+        make("push_button", size=16, render_size=24)
+
+
 def test_observation_config_switches_everything_else_off(stack: Stack) -> None:
     from envs.rlbench import _import_rlbench, observation_config
 
