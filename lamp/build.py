@@ -44,16 +44,30 @@ def make_scorer(cfg: DictConfig, log: Any = print) -> Any:
     scorer = build(OmegaConf.to_container(cfg.scorer))
     if getattr(scorer, "kind", "") == "tiny":
         log(f"WARNING: {PLUMBING_WARNING}")
+    if scorer is None:
+        log("no scorer (scorer.kind: none): no language reward and no `lang` observation")
     return scorer
 
 
-def obs_space(env_space: Any, lang_dim: int) -> dict[str, tuple[int, ...]]:
-    """The agent's observation shapes: the env's keys (not the scorer's frames) plus the prompt embedding `lang`."""
+def obs_space(env_space: Any, lang_dim: int | None) -> dict[str, tuple[int, ...]]:
+    """The agent's observation shapes: the env's keys (not the scorer's frames) plus the prompt embedding `lang`
+    (absent without a scorer)."""
     from envs.common import SCORER_KEY
 
     space = {key: tuple(int(d) for d in sub.shape) for key, sub in env_space.spaces.items() if key != SCORER_KEY}
-    space["lang"] = (int(lang_dim),)
+    if lang_dim is not None:
+        space["lang"] = (int(lang_dim),)
     return space
+
+
+def lang_dim(scorer: Any) -> int | None:
+    """Size of the prompt embedding the scorer gives, or None without a scorer."""
+    return None if scorer is None else int(scorer.embed_prompts(["a"]).shape[-1])
+
+
+def instruction_embedding(scorer: Any, instruction: str) -> Any:
+    """The task instruction's embedding as float32 numpy (the fine-tuning `lang`), or None without a scorer."""
+    return None if scorer is None else scorer.embed_prompts([instruction])[0].cpu().numpy()
 
 
 def task_instruction(cfg: DictConfig) -> str:

@@ -122,7 +122,12 @@ def pretrain(
 def finetune(
     ctx: typer.Context,
     task: Annotated[str, typer.Option("--task", help="Downstream task, e.g. push_button.")],
-    source: Annotated[str, typer.Option("--from", metavar="DIR", help="The pretraining run to start from.")],
+    source: Annotated[
+        str | None, typer.Option("--from", metavar="DIR", help="The pretraining run to start from.")
+    ] = None,
+    scratch: Annotated[
+        bool, typer.Option("--scratch", help="No pretraining: start from a fresh agent (the baseline).")
+    ] = False,
     logdir: LogdirOpt = None,
     freeze: Annotated[
         list[str] | None, typer.Option("--freeze", help="critic_hidden: LAMP's linear probe (repeatable).")
@@ -132,15 +137,18 @@ def finetune(
     configs: ConfigsOpt = None,
     config_file: ConfigFileOpt = None,
 ) -> None:
-    """Fine-tune a pretrained agent on a named task with the task's own reward (the `finetune` block first)."""
+    """Fine-tune a pretrained agent (--from DIR), or a fresh one (--scratch), on a named task with the task's own
+    reward (the `finetune` block first)."""
     from envs import DOWNSTREAM_TASKS
     from lamp.config import build_config, load_saved_config
     from lamp.train import check_source, freeze_part, reset_part
 
     if task not in DOWNSTREAM_TASKS:
         raise UsageError(f"unknown task '{task}'; valid tasks: {', '.join(DOWNSTREAM_TASKS)}")
-    src = check_source(source)
-    overrides: dict[str, Any] = {"env.task": task, "finetune.source": str(src)}
+    if (source is None) == (not scratch):
+        raise UsageError("pass --from DIR (a lamp pretrain run) or --scratch (no pretraining), exactly one of them")
+    src = check_source(source) if source is not None else None
+    overrides: dict[str, Any] = {"env.task": task, "finetune.source": str(src) if src else ""}
     if freeze:  # given on the command line: wins over `--finetune.freeze` in flags or a config file, else keep those
         overrides["finetune.freeze"] = list(freeze)
     if reset:
@@ -149,12 +157,15 @@ def finetune(
         overrides["logdir"] = logdir
     if sparse:
         overrides["env.reward"] = "sparse"
-    cfg = build_config(["finetune", *(configs or [])], config_file, ctx.args, overrides, base=load_saved_config(src))
+    base = load_saved_config(src) if src else None
+    cfg = build_config(["finetune", *(configs or [])], config_file, ctx.args, overrides, base=base)
+    if scratch and (cfg.finetune.freeze or cfg.finetune.reset):
+        raise UsageError("--freeze/--reset act on pretrained weights; leave them out with --scratch")
     for part in cfg.finetune.freeze:
         freeze_part(None, part, check_only=True)
     for part in cfg.finetune.reset:
         reset_part(None, part, check_only=True)
-    if Path(cfg.logdir).expanduser().resolve() == src.resolve():
+    if src is not None and Path(cfg.logdir).expanduser().resolve() == src.resolve():
         raise UsageError("--logdir must differ from --from (fine-tuning writes a new run)")
     print_config(cfg)
     run_training(cfg, "finetune")

@@ -13,15 +13,18 @@ from lamp.errors import UsageError
 
 
 def run_episodes(
-    agent: Any, envs: Any, lang: np.ndarray, episodes: int, seed: int, keep_frames: int = 0
+    agent: Any, envs: Any, lang: np.ndarray | None, episodes: int, seed: int, keep_frames: int = 0
 ) -> dict[str, Any]:
-    """Run `episodes` full episodes with the policy's mode on one env; record success, return, length and seed."""
+    """Run `episodes` full episodes with the policy's mode on one env; record success, return, length and seed.
+
+    `lang` is the instruction's embedding, or None for an agent without language (`scorer.kind: none`)."""
     from lamp.driver import Driver
 
     results: list[dict[str, Any]] = []
     frames: list[np.ndarray] = []
     seeds = [seed + k for k in range(episodes)]
-    driver = Driver(envs, lambda worker, info: {"lang": np.asarray(lang, np.float32)})
+    extra = {} if lang is None else {"lang": np.asarray(lang, np.float32)}
+    driver = Driver(envs, lambda worker, info: dict(extra))
 
     def collect(worker: int, episode: dict[str, np.ndarray]) -> None:
         results.append(
@@ -64,7 +67,15 @@ def evaluate_checkpoint(
 ) -> dict[str, Any]:
     """`lamp eval`: load a run's config and latest checkpoint, run the task, write JSONL, summary and MP4s."""
     from envs import DOWNSTREAM_TASKS
-    from lamp.build import CHECKPOINT, make_envs, make_scorer, obs_space, task_instruction
+    from lamp.build import (
+        CHECKPOINT,
+        instruction_embedding,
+        lang_dim,
+        make_envs,
+        make_scorer,
+        obs_space,
+        task_instruction,
+    )
     from lamp.config import build_config, load_saved_config
 
     run_dir = Path(run_dir).expanduser()
@@ -83,8 +94,8 @@ def evaluate_checkpoint(
     envs = make_envs(cfg, workers=1, seed=seed)
     try:
         instruction = task_instruction(cfg)
-        lang = scorer.embed_prompts([instruction])[0].cpu().numpy()
-        agent = Agent(cfg.agent, obs_space(envs.single_observation_space, lang.shape[-1]), device=cfg.device)
+        lang = instruction_embedding(scorer, instruction)
+        agent = Agent(cfg.agent, obs_space(envs.single_observation_space, lang_dim(scorer)), device=cfg.device)
         agent.load(run_dir / CHECKPOINT)
         results = run_episodes(agent, envs, lang, episodes, seed, keep_frames=episodes)
     finally:

@@ -26,7 +26,15 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from lamp.agent.agent import BLENDS, TrainingStopped
 from lamp.agent.behavior import ACTOR_GRADS
 from lamp.atomic import atomic_write_bytes
-from lamp.build import CHECKPOINT, make_envs, make_scorer, obs_space, task_instruction
+from lamp.build import (
+    CHECKPOINT,
+    instruction_embedding,
+    lang_dim,
+    make_envs,
+    make_scorer,
+    obs_space,
+    task_instruction,
+)
 from lamp.config import save_config, to_yaml
 from lamp.errors import UsageError
 
@@ -105,11 +113,16 @@ class Run:
         if cfg.agent.expl.blend not in BLENDS:
             raise UsageError(f"agent.expl.blend is '{cfg.agent.expl.blend}'; valid: {', '.join(BLENDS)}")
         self.scorer = make_scorer(cfg, self.log)
+        if self.mode == "pretrain" and self.scorer is None and cfg.agent.expl.extr_scale != 0:
+            raise UsageError(
+                f"scorer.kind is none (no language reward) but agent.expl.extr_scale is {cfg.agent.expl.extr_scale}; "
+                "set --agent.expl.extr_scale 0 (or --configs p2e) for Plan2Explore-only pretraining"
+            )
         if self.ckpt_path.is_file():
             if not (self.logdir / "config.yaml").is_file():
                 raise UsageError(f"{self.logdir} has a checkpoint but no config.yaml; use a fresh --logdir")
             check_architecture(self.ckpt_path, cfg, "resume it with the same config blocks, or use a new --logdir")
-        elif self.mode == "finetune":
+        elif self.mode == "finetune" and cfg.finetune.source:  # "" = from scratch: a fresh agent
             source = check_source(cfg.finetune.source) / CHECKPOINT
             check_architecture(source, cfg, "fine-tune with the same size block as the pretraining run")
 
@@ -125,15 +138,14 @@ class Run:
         from lamp.logger import Logger
 
         self.logger = Logger(self.logdir)
-        if self.mode == "pretrain" and self.scorer.text_batch_dependent():
+        if self.mode == "pretrain" and self.scorer is not None and self.scorer.text_batch_dependent():
             prompts = self.style.expansions()
             self.log(
                 f"embedding all {len(prompts):,} prompts of style '{self.style.name}' in one padded batch "
                 "(scorer.pooling: r3m, as the original did at start-up)"
             )
             self.scorer.embed_prompts(prompts)
-        lang_dim = int(self.scorer.embed_prompts(["a"]).shape[-1])
-        self.obs_space = obs_space(self.envs.single_observation_space, lang_dim)
+        self.obs_space = obs_space(self.envs.single_observation_space, lang_dim(self.scorer))
         from lamp.agent.agent import Agent
         from lamp.agent.replay import Replay
 
@@ -149,8 +161,9 @@ class Run:
         self.driver.on_episode(self.end_episode)
         if self.mode == "finetune":
             instruction = task_instruction(self.cfg)
-            self.lang_fixed = self.scorer.embed_prompts([instruction])[0].cpu().numpy()
-            self.log(f"fine-tuning on '{cfg.env.task}' with instruction '{instruction}'")
+            self.lang_fixed = instruction_embedding(self.scorer, instruction)
+            said = "without language" if self.lang_fixed is None else f"with instruction '{instruction}'"
+            self.log(f"fine-tuning on '{cfg.env.task}' {said}")
         if self.ckpt_path.is_file():
             self.resume()
             for part in cfg.finetune.freeze if self.mode == "finetune" else ():
@@ -185,7 +198,14 @@ class Run:
         self.log(f"resumed from {self.ckpt_path} at env step {self.progress.env_steps:,}")
 
     def load_source(self) -> None:
-        """Start fine-tuning from a pretrained agent: weights only (fresh optimisers), then --freeze / --reset."""
+        """Start fine-tuning from a pretrained agent: weights only (fresh optimisers), then --freeze / --reset.
+
+        Without a source (`--from scratch`) the agent keeps its fresh initialisation: the no-pretraining baseline."""
+        if not self.cfg.finetune.source:
+            record = {"source": None, "scratch": True, "freeze": [], "reset": []}
+            atomic_write_bytes(self.logdir / "source.json", json.dumps(record, indent=2).encode())
+            self.log("fine-tuning from scratch: a freshly initialised agent, no pretraining")
+            return
         source = Path(self.cfg.finetune.source)
         load_pretrained(self.agent, source / CHECKPOINT)
         for part in self.cfg.finetune.reset:
@@ -208,6 +228,8 @@ class Run:
     # ------------------------------------------------------------------------------------------------- episodes
     def begin_episode(self, worker: int, info: dict) -> dict[str, np.ndarray]:
         """Per-episode observation keys: the prompt's embedding (pretraining) or the task instruction's."""
+        if self.scorer is None:  # no language at all (Plan2Explore-only, from scratch)
+            return {}
         if self.mode == "finetune":
             return {"lang": self.lang_fixed}
         prompt = self.style.sample(str(info.get("noun", "object")), self.rng)
@@ -226,7 +248,9 @@ class Run:
 
         prompt = None
         frames = episode.pop(SCORER_KEY, None)  # the scorer's 128 px view lives only until the episode is scored
-        if self.mode == "pretrain":
+        if self.mode == "pretrain" and self.scorer is None:  # Plan2Explore only: no extrinsic reward at all
+            episode["reward"] = np.zeros_like(episode["reward"], dtype=np.float32)
+        elif self.mode == "pretrain":
             prompt = self.prompts[worker]
             frames = episode["image"] if frames is None else frames
             vlm = self.scorer.score_episode(frames, prompt)

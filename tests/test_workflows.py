@@ -147,6 +147,68 @@ def test_scorer_scores_128_px_frames_and_the_replay_keeps_the_agents(
     assert chunk["image"].shape[1:] == (size, size, 3) and "score_image" not in chunk.files
 
 
+@pytest.mark.slow
+def test_p2e_pretraining_builds_no_scorer_and_finetunes_without_language(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import numpy as np
+
+    from lamp import scorers
+
+    def no_scorer(*args, **kwargs):
+        raise AssertionError("a scorer was built for a Plan2Explore-only run")
+
+    monkeypatch.setattr(scorers, "tiny_random_scorer", no_scorer)
+    pre, ft = tmp_path / "pre", tmp_path / "ft"
+    result = lamp(["pretrain", "--configs", "smoke", "p2e", "--logdir", str(pre), "--run.steps", "60", *FAST])
+    assert result.exit_code == 0, result.output
+    chunk = np.load(sorted((pre / "replay").glob("chunk_*.npz"))[0])
+    assert "lang" not in chunk.files and not chunk["reward"].any()  # no language, no extrinsic reward
+    ckpt = torch.load(pre / "checkpoints/latest.pt", weights_only=True)["agent"]
+    assert "lang" not in ckpt["obs_space"] and ckpt["explorer"] is True
+    result = lamp([*finetune_args(pre, str(ft)), "--run.steps", "60", "--run.eval_every", "60", *FAST[:4]])
+    assert result.exit_code == 0, result.output
+    assert "without language" in result.output
+    out = lamp(
+        ["eval", "--checkpoint", str(ft), "--task", "push_button", "--episodes", "1", "--out", str(tmp_path / "e")]
+    )
+    assert out.exit_code == 0, out.output
+
+
+@pytest.mark.slow
+def test_finetune_from_scratch(tmp_path: Path) -> None:
+    ft = tmp_path / "ft"
+    args = ["finetune", "--task", "push_button", "--scratch", "--configs", "smoke", "--logdir", str(ft)]
+    result = lamp([*args, "--run.steps", "90", "--run.eval_every", "90", "--run.eval_episodes", "1", *FAST[:4]])
+    assert result.exit_code == 0, result.output
+    assert json.loads((ft / "source.json").read_text()) == {"source": None, "scratch": True, "freeze": [], "reset": []}
+    assert json.loads((ft / "done.json").read_text())["updates"] > 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--task", "push_button"], "pass --from DIR (a lamp pretrain run) or --scratch (no pretraining)"),
+        (
+            ["--task", "push_button", "--scratch", "--freeze", "critic_hidden"],
+            "--freeze/--reset act on pretrained weights; leave them out with --scratch",
+        ),
+    ],
+)
+def test_finetune_source_errors(tmp_path: Path, args: list[str], message: str) -> None:
+    logdir = tmp_path / "ft"
+    result = lamp(["finetune", *args, "--configs", "smoke", "--logdir", str(logdir)])
+    assert result.exit_code == 2 and f"error: {message}" in result.output and "Traceback" not in result.output
+    assert not logdir.exists()
+
+
+def test_pretraining_without_a_scorer_needs_no_extrinsic_weight(tmp_path: Path) -> None:
+    logdir = tmp_path / "pre"
+    result = lamp(["pretrain", "--configs", "smoke", "--scorer.kind", "none", "--logdir", str(logdir)])
+    assert result.exit_code == 2 and "but agent.expl.extr_scale is 0.1" in result.output
+    assert not logdir.exists()
+
+
 def critic_hidden_equal(run: Path, pretrained: Path) -> bool:
     model = torch.load(run / "checkpoints/latest.pt", weights_only=True)["agent"]["model"]
     pre_model = torch.load(pretrained / "checkpoints/latest.pt", weights_only=True)["agent"]["model"]

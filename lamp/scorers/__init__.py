@@ -32,7 +32,7 @@ __all__ = [
 
 # The `scorer:` config section (mirrors lamp/configs.yaml).
 DEFAULTS: dict[str, Any] = {
-    "kind": "r3m",  # r3m | clip | tiny (random weights: a plumbing check, rewards are meaningless)
+    "kind": "r3m",  # r3m | clip | tiny (random weights: a plumbing check, rewards are meaningless) | none
     "model": "resnet50",  # resnet50 | resnet34 | resnet18 (official R3M weights, downloaded once)
     "checkpoint": "",  # local official-format model.pt instead of the download ("" = download `model`)
     "tokenizer": "distilbert-base-uncased",  # HF id or a folder with vocab.txt
@@ -49,8 +49,11 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-def make_scorer(config: Mapping[str, Any] | None = None, **overrides: Any) -> FrameScorer:
-    """Build the scorer named by `config["kind"]` (unknown keys are an error, so typos do not pass silently)."""
+def make_scorer(config: Mapping[str, Any] | None = None, **overrides: Any) -> FrameScorer | None:
+    """Build the scorer named by `config["kind"]` (unknown keys are an error, so typos do not pass silently).
+
+    `none` builds nothing (Plan2Explore-only pretraining and from-scratch fine-tuning: no language at all).
+    """
     cfg = {**DEFAULTS, **{str(k): v for k, v in dict(config or {}).items()}, **overrides}
     unknown = sorted(set(cfg) - set(DEFAULTS))
     if unknown:
@@ -62,6 +65,8 @@ def make_scorer(config: Mapping[str, Any] | None = None, **overrides: Any) -> Fr
         "channels_last": cfg["channels_last"],
         "standardize": cfg["standardize"],
     }
+    if cfg["kind"] == "none":
+        return None
     if cfg["kind"] == "r3m":
         from lamp.scorers.r3m import R3MScorer
 
@@ -79,7 +84,7 @@ def make_scorer(config: Mapping[str, Any] | None = None, **overrides: Any) -> Fr
         return ClipScorer.from_pretrained(cfg["clip_model"], scale=cfg["clip_scale"], **common)
     if cfg["kind"] == "tiny":
         return tiny_random_scorer(pooling=cfg["pooling"], **common)
-    raise UsageError(f"unknown scorer.kind {cfg['kind']!r}; valid: r3m, clip, tiny")
+    raise UsageError(f"unknown scorer.kind {cfg['kind']!r}; valid: r3m, clip, tiny, none")
 
 
 def tiny_random_scorer(**kwargs: Any) -> FrameScorer:
