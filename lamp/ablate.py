@@ -1,4 +1,9 @@
-"""`lamp ablate`: the prompt-style grid (styles × seeds, each pretrain → fine-tune on every task) and its summary.
+"""`lamp ablate`: the paper's comparisons as a grid (arms or prompt styles × seeds, each pretrain → fine-tune on
+every task) and its summary.
+
+Arms (`arms:` in the ablation file) are the paper's comparisons: `lamp` (one per prompt style: language reward +
+Plan2Explore 0.9/0.1), `p2e` (Plan2Explore only, no scorer), `lang_only` (language reward, no ensemble), `clip` (the
+CLIP scorer instead of R3M) and `scratch` (no pretraining). Without `arms:` the grid compares the prompt styles.
 
 Every run is an ordinary `lamp pretrain` / `lamp finetune` command in its own run directory, so a grid resumes for
 free: finished runs (with `done.json`) are skipped and half-finished ones resume from their checkpoints. Runs go
@@ -36,10 +41,29 @@ KEYS = {
     "budgets",
     "flags",
     "freeze",
+    "arms",
 }
+# Each arm's pretraining config blocks (lamp/configs.yaml) on top of the file's `configs`; `scratch` does not pretrain.
+ARMS: dict[str, list[str] | None] = {
+    "lamp": [],
+    "p2e": ["p2e"],
+    "lang_only": ["lang_only"],
+    "clip": ["clip_reward"],
+    "scratch": None,
+}
+STYLED_ARMS = ("lamp", "lang_only", "clip")  # arms whose pretraining samples prompts (clip/lang_only: the first style)
 # LAMP fine-tuned with the critic linear probe (hidden critic layers frozen); `freeze: []` trains the whole critic.
 DEFAULT_FREEZE = ["critic_hidden"]
 DONE_FILE = "done.json"  # written by pretrain/finetune when a run has reached its step budget
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One row of the comparison: an arm (with its prompt style, if it has one), named `label` in LOGDIR and tables."""
+
+    label: str
+    arm: str
+    style: Path | None
 
 
 @dataclass(frozen=True)
@@ -56,6 +80,21 @@ class Ablation:
     budgets: list[int]
     flags: list[str] = field(default_factory=list)
     freeze: list[str] = field(default_factory=lambda: list(DEFAULT_FREEZE))
+    arms: list[str] | None = None  # None: compare the prompt styles (all `lamp` arms)
+
+    @property
+    def variants(self) -> list[Variant]:
+        """The rows: one `lamp` row per style (labelled by the style without `arms:`), one row per other arm."""
+        if self.arms is None:
+            return [Variant(name, "lamp", path) for name, path in self.styles.items()]
+        first = next(iter(self.styles.values()), None)
+        rows = []
+        for arm in self.arms:
+            if arm == "lamp" and len(self.styles) > 1:
+                rows += [Variant(f"lamp-{name}", "lamp", path) for name, path in self.styles.items()]
+            else:
+                rows.append(Variant(arm, arm, first if arm in STYLED_ARMS else None))
+        return rows
 
     @classmethod
     def load(cls, path: str | Path) -> Ablation:
@@ -68,14 +107,23 @@ class Ablation:
         unknown = set(data) - KEYS
         if unknown:
             raise UsageError(f"ablation file '{p}' has unknown keys {sorted(unknown)}; allowed: {sorted(KEYS)}")
-        missing = {"styles", "seeds", "tasks", "pretrain_steps", "finetune_steps"} - set(data)
+        arms = data.get("arms")
+        if arms is not None:
+            if not isinstance(arms, list) or not arms or len(set(map(str, arms))) != len(arms):
+                raise UsageError(f"ablation file '{p}': 'arms' must be a non-empty list without repeats")
+            unknown_arms = [a for a in arms if a not in ARMS]
+            if unknown_arms:
+                raise UsageError(f"ablation file '{p}': unknown arms {unknown_arms}; valid: {', '.join(ARMS)}")
+        needs_styles = arms is None or any(a in STYLED_ARMS for a in arms)
+        required = {"seeds", "tasks", "pretrain_steps", "finetune_steps"} | ({"styles"} if needs_styles else set())
+        missing = required - set(data)
         if missing:
             raise UsageError(f"ablation file '{p}' is missing {sorted(missing)}; see prompts/ablation.yaml")
         for key in ("styles", "seeds", "tasks"):
-            if not isinstance(data[key], list) or not data[key]:
+            if key in required and (not isinstance(data[key], list) or not data[key]):
                 raise UsageError(f"ablation file '{p}': '{key}' must be a non-empty list")
         styles: dict[str, Path] = {}
-        for style in data["styles"]:
+        for style in data.get("styles") or []:
             try:
                 styles[Path(str(style)).stem] = resolve_style_path(style)
             except UsageError:
@@ -121,6 +169,7 @@ class Ablation:
             budgets=sorted(budgets),
             flags=[str(f) for f in data.get("flags", [])],
             freeze=[str(f) for f in freeze],
+            arms=[str(a) for a in arms] if arms is not None else None,
         )
 
 
@@ -128,59 +177,40 @@ class Ablation:
 class Job:
     """One grid cell: a pretraining run and the fine-tuning runs that start from it, run in this order."""
 
-    style: str
+    arm: str  # the variant's label
     seed: int
     commands: list[tuple[Path, list[str]]]  # (run directory, lamp arguments)
 
 
 def plan(ablation: Ablation, logdir: Path) -> list[Job]:
-    """The grid as jobs of `lamp` argument lists; run directories are LOGDIR/<style>/seed<S>/{pretrain,<task>}."""
+    """The grid as jobs of `lamp` argument lists; run directories are LOGDIR/<label>/seed<S>/{pretrain,<task>}."""
     jobs = []
-    for style, style_path in ablation.styles.items():
+    for variant in ablation.variants:
+        blocks = ARMS[variant.arm]
         for seed in ablation.seeds:
-            base = logdir / style / f"seed{seed}"
+            base = logdir / variant.label / f"seed{seed}"
             common = [*ablation.flags, "--seed", str(seed)]
-            if ablation.configs:
-                common = ["--configs", *ablation.configs, *common]
             pre = base / "pretrain"
-            commands = [
-                (
-                    pre,
-                    [
-                        "pretrain",
-                        *common,
-                        "--prompts",
-                        str(style_path),
-                        "--logdir",
-                        str(pre),
-                        "--run.steps",
-                        str(ablation.pretrain_steps),
-                    ],
-                ),
-            ]
+            commands: list[tuple[Path, list[str]]] = []
+            if blocks is not None:
+                configs = [*ablation.configs, *blocks]
+                args = ["pretrain", *(["--configs", *configs] if configs else []), *common]
+                if variant.style is not None:
+                    args += ["--prompts", str(variant.style)]
+                commands.append((pre, [*args, "--logdir", str(pre), "--run.steps", str(ablation.pretrain_steps)]))
             for task in ablation.tasks:
                 run = base / task
-                commands.append(
-                    (
-                        run,
-                        [
-                            "finetune",
-                            *common,
-                            "--task",
-                            task,
-                            "--from",
-                            str(pre),
-                            "--logdir",
-                            str(run),
-                            "--run.steps",
-                            str(ablation.finetune_steps),
-                            "--run.eval_every",
-                            str(ablation.eval_every),
-                            *(arg for part in ablation.freeze for arg in ("--freeze", part)),
-                        ],
-                    )
-                )
-            jobs.append(Job(style, seed, commands))
+                if blocks is None:  # no pretraining, no language: the original's from-scratch baseline
+                    start = ["--scratch", "--scorer.kind", "none"]
+                else:
+                    start = ["--from", str(pre), *(arg for part in ablation.freeze for arg in ("--freeze", part))]
+                    if "p2e" in blocks:  # its agent has no language input; `configs` must not bring a scorer back
+                        start += ["--scorer.kind", "none"]
+                configs = ["--configs", *ablation.configs] if ablation.configs else []
+                args = ["finetune", *configs, *common, "--task", task, *start, "--logdir", str(run)]
+                args += ["--run.steps", str(ablation.finetune_steps), "--run.eval_every", str(ablation.eval_every)]
+                commands.append((run, args))
+            jobs.append(Job(variant.label, seed, commands))
     return jobs
 
 
@@ -196,7 +226,7 @@ def run_job(job: Job, runner: Callable[[list[str]], int] | None = None) -> dict[
         ran += 1
         if code != 0:
             return {
-                "style": job.style,
+                "arm": job.arm,
                 "seed": job.seed,
                 "ok": False,
                 "failed": str(run_dir),
@@ -204,7 +234,7 @@ def run_job(job: Job, runner: Callable[[list[str]], int] | None = None) -> dict[
                 "ran": ran,
                 "skipped": skipped,
             }
-    return {"style": job.style, "seed": job.seed, "ok": True, "ran": ran, "skipped": skipped}
+    return {"arm": job.arm, "seed": job.seed, "ok": True, "ran": ran, "skipped": skipped}
 
 
 def _run_lamp(args: list[str]) -> int:
@@ -257,70 +287,81 @@ def success_at(curve: list[tuple[int, float]], budget: int) -> float:
 
 
 def summarize(ablation: Ablation, logdir: Path) -> dict[str, Path]:
-    """Write summary.csv (every run × budget), summary.md (mean ± 95% CI per style) and curves.png."""
+    """Write summary.csv (every run × budget), summary.md (per arm and task: mean ± 95% CI over seeds; and over
+    seeds × tasks) and curves.png (one panel per task and one for all tasks, one line per arm)."""
+    labels = [v.label for v in ablation.variants]
     rows, curves = [], {}
-    for style in ablation.styles:
+    for label in labels:
         for seed in ablation.seeds:
             for task in ablation.tasks:
-                curve = read_eval_curve(logdir / style / f"seed{seed}" / task)
-                curves[(style, seed, task)] = curve
+                curve = read_eval_curve(logdir / label / f"seed{seed}" / task)
+                curves[(label, seed, task)] = curve
                 rows += [
-                    {"style": style, "seed": seed, "task": task, "budget": b, "success": success_at(curve, b)}
+                    {"arm": label, "seed": seed, "task": task, "budget": b, "success": success_at(curve, b)}
                     for b in ablation.budgets
                 ]
     csv_path = logdir / "summary.csv"
     with atomic_path(csv_path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=["style", "seed", "task", "budget", "success"])
+        writer = csv.DictWriter(f, fieldnames=["arm", "seed", "task", "budget", "success"])
         writer.writeheader()
         writer.writerows(rows)
 
+    def cell(values: list[float]) -> str:
+        n = int(np.isfinite(values).sum())
+        mean, low, high = bootstrap_ci(values)
+        return "n/a" if n == 0 else f"{mean:.2f} ± {(high - low) / 2:.2f} [{low:.2f}, {high:.2f}] (n={n})"
+
+    what = "Prompt-style ablation" if ablation.arms is None else "Arms"
     lines = [
-        "# Prompt-style ablation",
+        f"# {what}: fine-tuning success",
         "",
-        f"Fine-tuning success (fraction of {len(ablation.seeds)} seeds × {len(ablation.tasks)} tasks) at fixed "
-        "env-step budgets: mean ± half-width of the 95% bootstrap interval, [low, high], n runs.",
-        "",
-        "| style | " + " | ".join(f"{b} steps" for b in ablation.budgets) + " |",
-        "| --- |" + " --- |" * len(ablation.budgets),
+        f"Evaluation success at fixed fine-tuning env-step budgets: mean ± half-width of the 95% bootstrap interval "
+        f"over {len(ablation.seeds)} seeds, [low, high], n runs; the last column pools seeds × tasks.",
     ]
-    for style in ablation.styles:
-        cells = []
-        for b in ablation.budgets:
-            values = [r["success"] for r in rows if r["style"] == style and r["budget"] == b]
-            n = int(np.isfinite(values).sum())
-            mean, low, high = bootstrap_ci(values)
-            cells.append("n/a" if n == 0 else f"{mean:.2f} ± {(high - low) / 2:.2f} [{low:.2f}, {high:.2f}] (n={n})")
-        lines.append(f"| {style} | " + " | ".join(cells) + " |")
+    columns = [*ablation.tasks, "all tasks"]
+    for b in ablation.budgets:
+        lines += ["", f"## {b} fine-tuning steps", ""]
+        lines += ["| arm | " + " | ".join(columns) + " |", "| --- |" + " --- |" * len(columns)]
+        for label in labels:
+            picked = [r for r in rows if r["arm"] == label and r["budget"] == b]
+            cells = [cell([r["success"] for r in picked if r["task"] == t]) for t in ablation.tasks]
+            cells.append(cell([r["success"] for r in picked]))
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
     md_path = logdir / "summary.md"
     atomic_write_bytes(md_path, ("\n".join(lines) + "\n").encode("utf-8"))
 
     png_path = logdir / "curves.png"
-    _plot_curves(ablation, curves, png_path)
+    _plot_curves(ablation, labels, curves, png_path)
     return {"csv": csv_path, "md": md_path, "png": png_path}
 
 
-def _plot_curves(ablation: Ablation, curves: dict[tuple[str, int, str], list[tuple[int, float]]], path: Path) -> None:
-    """Success vs fine-tuning env steps, one line per style (mean over seeds × tasks) with a shaded 95% CI."""
+def _plot_curves(
+    ablation: Ablation, labels: list[str], curves: dict[tuple[str, int, str], list[tuple[int, float]]], path: Path
+) -> None:
+    """Success vs fine-tuning env steps: one panel per task (+ all tasks), one line per arm with a shaded 95% CI."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     grid = np.arange(ablation.eval_every, ablation.finetune_steps + 1, ablation.eval_every)
-    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
-    for style in ablation.styles:
-        runs = [curves[(style, s, t)] for s in ablation.seeds for t in ablation.tasks]
-        stats = np.array([bootstrap_ci([success_at(c, int(x)) for c in runs]) for x in grid])
-        if np.isfinite(stats[:, 0]).any():
-            ax.plot(grid, stats[:, 0], label=style)
-            ax.fill_between(grid, stats[:, 1], stats[:, 2], alpha=0.2)
-    ax.set_xlabel("fine-tuning env steps")
-    ax.set_ylabel("success rate")
-    ax.set_ylim(-0.02, 1.02)
-    ax.set_title(f"Prompt styles: {len(ablation.seeds)} seeds × {len(ablation.tasks)} tasks, 95% CI")
-    ax.grid(alpha=0.3)
-    if ax.lines:
-        ax.legend(fontsize=8)
+    panels = [[t] for t in ablation.tasks] + ([list(ablation.tasks)] if len(ablation.tasks) > 1 else [])
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), dpi=110, squeeze=False)
+    for ax, tasks in zip(axes[0], panels, strict=True):
+        for label in labels:
+            runs = [curves[(label, s, t)] for s in ablation.seeds for t in tasks]
+            stats = np.array([bootstrap_ci([success_at(c, int(x)) for c in runs]) for x in grid])
+            if np.isfinite(stats[:, 0]).any():
+                ax.plot(grid, stats[:, 0], label=label)
+                ax.fill_between(grid, stats[:, 1], stats[:, 2], alpha=0.2)
+        ax.set_title(tasks[0] if len(tasks) == 1 else "all tasks", fontsize=9)
+        ax.set_xlabel("fine-tuning env steps")
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend(fontsize=7)
+    axes[0][0].set_ylabel("success rate")
+    fig.suptitle(f"{len(ablation.seeds)} seeds, 95% bootstrap CI", fontsize=9)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")

@@ -205,7 +205,7 @@ def ablate(
         str | None, typer.Option("--ray-address", metavar="ADDR", help="Run on this Ray cluster instead.")
     ] = None,
 ) -> None:
-    """Prompt-style ablation: styles x seeds, each pretrain -> finetune per task; resumable; writes a summary."""
+    """The paper's arms or prompt styles x seeds, each pretrain -> finetune per task; resumable; writes a summary."""
     from lamp.ablate import Ablation, plan, run_grid, summarize
 
     ablation = Ablation.load(ablation_file)
@@ -214,7 +214,7 @@ def ablate(
     root = Path(logdir).expanduser()
     jobs = plan(ablation, root)
     out.print(
-        f"{len(jobs)} jobs ({len(ablation.styles)} styles x {len(ablation.seeds)} seeds), "
+        f"{len(jobs)} jobs ({len(ablation.variants)} arms x {len(ablation.seeds)} seeds), "
         f"{sum(len(j.commands) for j in jobs)} runs; finished runs are skipped",
         markup=False,
     )

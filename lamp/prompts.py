@@ -18,6 +18,7 @@ from lamp.errors import UsageError
 
 NOUN_SAMPLING = ("similar", "random", "none")
 KNOWN_KEYS = {"name", "description", "noun_sampling", "templates", "nouns"}
+GRID_FILES = ("ablation", "paper", "transfer_check")  # `lamp ablate` files shipped next to the styles, not styles
 
 
 def prompts_dir() -> Path:
@@ -36,7 +37,7 @@ def resolve_style_path(name_or_path: str | Path) -> Path:
     shipped = prompts_dir() / f"{name_or_path}.yaml"
     if "/" not in str(name_or_path) and shipped.is_file():
         return shipped
-    names = ", ".join(sorted(p.stem for p in prompts_dir().glob("*.yaml") if p.stem != "ablation"))
+    names = ", ".join(sorted(p.stem for p in prompts_dir().glob("*.yaml") if p.stem not in GRID_FILES))
     raise UsageError(f"prompt file '{name_or_path}' does not exist; pass a style YAML path or a shipped style: {names}")
 
 

@@ -125,6 +125,7 @@ class Run:
         elif self.mode == "finetune" and cfg.finetune.source:  # "" = from scratch: a fresh agent
             source = check_source(cfg.finetune.source) / CHECKPOINT
             check_architecture(source, cfg, "fine-tune with the same size block as the pretraining run")
+            check_language(source, self.scorer is not None)
 
     def setup(self) -> None:
         cfg = self.cfg
@@ -495,6 +496,18 @@ def check_architecture(path: Path, cfg: DictConfig, fix: str) -> None:
     ]
     if diff:
         raise UsageError(f"checkpoint {path} was trained with another architecture ({'; '.join(diff[:3])}); {fix}")
+
+
+def check_language(path: Path, has_scorer: bool) -> None:
+    """A pretrained agent without a `lang` input (scorer.kind none) must be fine-tuned without a scorer, and back."""
+    had_lang = "lang" in torch.load(path, map_location="cpu", weights_only=True)["agent"]["obs_space"]
+    if had_lang and not has_scorer:
+        raise UsageError(f"{path} was pretrained with language (a scorer); fine-tune it with its scorer, not none")
+    if not had_lang and has_scorer:
+        raise UsageError(
+            f"{path} was pretrained without language (scorer.kind none, e.g. Plan2Explore only); "
+            "fine-tune it with --scorer.kind none"
+        )
 
 
 def _plain(value: Any) -> Any:

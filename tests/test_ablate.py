@@ -44,7 +44,7 @@ def test_shipped_ablation_file_names_real_styles() -> None:
 def test_plan_builds_pretrain_then_finetune_commands(tmp_path: Path) -> None:
     ablation = A.Ablation.load(write_ablation(tmp_path))
     jobs = A.plan(ablation, tmp_path / "grid")
-    assert [(j.style, j.seed) for j in jobs] == [("similar", 0), ("similar", 1), ("shakespeare", 0), ("shakespeare", 1)]
+    assert [(j.arm, j.seed) for j in jobs] == [("similar", 0), ("similar", 1), ("shakespeare", 0), ("shakespeare", 1)]
     run_dir, args = jobs[0].commands[0]
     assert run_dir == tmp_path / "grid" / "similar" / "seed0" / "pretrain"
     assert args[:3] == ["pretrain", "--configs", "smoke"] and "--prompts" in args and "--seed" in args
@@ -79,7 +79,7 @@ def test_finished_runs_are_skipped_and_failures_stop_the_job(tmp_path: Path) -> 
         (run_dir / A.DONE_FILE).write_text("{}")
         return 0
 
-    assert A.run_job(job, runner) == {"style": "similar", "seed": 0, "ok": True, "ran": 3, "skipped": 0}
+    assert A.run_job(job, runner) == {"arm": "similar", "seed": 0, "ok": True, "ran": 3, "skipped": 0}
     assert A.run_job(job, runner)["skipped"] == 3 and len(calls) == 3  # a second run does nothing
     (job.commands[2][0] / A.DONE_FILE).unlink()  # one fine-tuning run was interrupted
     result = A.run_job(job, runner)
@@ -124,13 +124,56 @@ def test_summary_files(tmp_path: Path) -> None:
     paths = A.summarize(ablation, grid)
     rows = list(csv.DictReader(paths["csv"].open()))
     assert len(rows) == 2 * 2 * 2 * 2
-    similar_20 = [float(r["success"]) for r in rows if r["style"] == "similar" and r["budget"] == "20"]
+    similar_20 = [float(r["success"]) for r in rows if r["arm"] == "similar" and r["budget"] == "20"]
     assert similar_20 == [0.5] * 4
     md = paths["md"].read_text()
-    assert "| similar | 0.50 ± 0.00 [0.50, 0.50] (n=4) | 1.00 ± 0.00 [1.00, 1.00] (n=4) |" in md
-    assert "| shakespeare | 0.00 ± 0.00" in md
+    section_20 = md.split("## 20 fine-tuning steps")[1].split("##")[0]
+    assert "| arm | push_button | turn_tap | all tasks |" in section_20
+    cell_20, cell_all = "0.50 ± 0.00 [0.50, 0.50] (n=2)", "0.50 ± 0.00 [0.50, 0.50] (n=4)"
+    assert f"| similar | {cell_20} | {cell_20} | {cell_all} |" in section_20
+    assert "| similar | 1.00 ± 0.00 [1.00, 1.00] (n=2)" in md.split("## 40 fine-tuning steps")[1]
+    assert "| shakespeare | 0.00 ± 0.00" in section_20
     png = paths["png"].read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+
+
+def test_arms_plan_the_papers_comparison(tmp_path: Path) -> None:
+    ablation = A.Ablation.load(
+        write_ablation(tmp_path, styles=["similar"], arms=["lamp", "p2e", "lang_only", "clip", "scratch"])
+    )
+    assert [v.label for v in ablation.variants] == ["lamp", "p2e", "lang_only", "clip", "scratch"]
+    jobs = {job.arm: job for job in A.plan(ablation, tmp_path / "grid") if job.seed == 0}
+    pre = {arm: job.commands[0][1] for arm, job in jobs.items() if job.commands[0][1][0] == "pretrain"}
+    assert set(pre) == {"lamp", "p2e", "lang_only", "clip"}  # scratch does not pretrain
+    assert pre["lamp"][:3] == ["pretrain", "--configs", "smoke"] and "--prompts" in pre["lamp"]
+    assert pre["p2e"][1:4] == ["--configs", "smoke", "p2e"] and "--prompts" not in pre["p2e"]
+    assert pre["lang_only"][1:4] == ["--configs", "smoke", "lang_only"] and "--prompts" in pre["lang_only"]
+    assert pre["clip"][1:4] == ["--configs", "smoke", "clip_reward"]
+    scratch = jobs["scratch"].commands
+    assert [run.name for run, _ in scratch] == ["push_button", "turn_tap"]
+    args = scratch[0][1]
+    assert args[0] == "finetune" and "--scratch" in args and "--from" not in args and "--freeze" not in args
+    assert args[args.index("--scorer.kind") + 1] == "none"
+    p2e_ft = jobs["p2e"].commands[1][1]
+    assert p2e_ft[p2e_ft.index("--from") + 1] == str(tmp_path / "grid" / "p2e" / "seed0" / "pretrain")
+    assert "critic_hidden" in p2e_ft
+
+
+def test_several_styles_give_one_lamp_row_each_and_p2e_needs_no_style(tmp_path: Path) -> None:
+    ablation = A.Ablation.load(write_ablation(tmp_path, arms=["lamp", "scratch"]))
+    assert [v.label for v in ablation.variants] == ["lamp-similar", "lamp-shakespeare", "scratch"]
+    data = {"seeds": [0], "tasks": ["push_button"], "pretrain_steps": 10, "finetune_steps": 10, "arms": ["p2e"]}
+    path = tmp_path / "p2e.yaml"
+    path.write_text(json.dumps(data))
+    assert [v.label for v in A.Ablation.load(path).variants] == ["p2e"]
+
+
+def test_shipped_paper_file_plans_lamp_p2e_and_scratch_on_the_five_tasks() -> None:
+    from lamp.prompts import prompts_dir
+
+    ablation = A.Ablation.load(prompts_dir() / "paper.yaml")
+    assert [v.label for v in ablation.variants] == ["lamp", "p2e", "scratch"]
+    assert len(ablation.tasks) == 5 and ablation.freeze == ["critic_hidden"]
 
 
 def test_success_at_budget() -> None:
@@ -150,6 +193,8 @@ def test_success_at_budget() -> None:
         ({"colour": "red"}, "unknown keys ['colour']"),
         ({"freeze": ["actor"]}, "--freeze 'actor' is unknown; valid: critic_hidden"),
         ({"freeze": "critic_hidden"}, "'freeze' must be a list"),
+        ({"arms": ["lamp", "dreamer"]}, "unknown arms ['dreamer']; valid: lamp, p2e, lang_only, clip, scratch"),
+        ({"arms": ["p2e", "p2e"]}, "'arms' must be a non-empty list without repeats"),
     ],
 )
 def test_bad_ablation_files(tmp_path: Path, overrides: dict, message: str) -> None:

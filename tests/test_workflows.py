@@ -173,6 +173,10 @@ def test_p2e_pretraining_builds_no_scorer_and_finetunes_without_language(
         ["eval", "--checkpoint", str(ft), "--task", "push_button", "--episodes", "1", "--out", str(tmp_path / "e")]
     )
     assert out.exit_code == 0, out.output
+    monkeypatch.undo()  # a scorer may be built now: fine-tuning the language-free agent with one is refused
+    bad = lamp([*finetune_args(pre, str(tmp_path / "bad")), "--scorer.kind", "tiny"])
+    assert bad.exit_code == 2 and "pretrained without language" in bad.output and "--scorer.kind none" in bad.output
+    assert not (tmp_path / "bad").exists()
 
 
 @pytest.mark.slow
@@ -255,7 +259,7 @@ def test_ablation_grid_and_resume(tmp_path: Path) -> None:
     assert (grid / "summary.csv").is_file() and (grid / "summary.md").is_file()
     assert (grid / "curves.png").read_bytes()[:4] == b"\x89PNG"
     rows = (grid / "summary.csv").read_text().splitlines()
-    assert rows[0] == "style,seed,task,budget,success" and len(rows) == 1 + 2 * 2
+    assert rows[0] == "arm,seed,task,budget,success" and len(rows) == 1 + 2 * 2
     assert "| similar |" in (grid / "summary.md").read_text()
     done = grid / "shakespeare" / "seed0" / "push_button" / "done.json"
     done.unlink()  # as if the last fine-tuning run had been interrupted
@@ -263,6 +267,39 @@ def test_ablation_grid_and_resume(tmp_path: Path) -> None:
     assert second.returncode == 0, second.stderr[-2000:]
     assert done.is_file()
     assert second.stdout.count("resumed from") == 1  # only the unfinished run ran again, and it resumed
+
+
+@pytest.mark.slow
+def test_paper_arms_end_to_end_at_smoke_size(tmp_path: Path) -> None:
+    """prompts/paper.yaml (lamp, p2e, scratch) with smoke budgets: every arm runs and reaches the summary."""
+    import yaml
+
+    from lamp.prompts import prompts_dir
+
+    spec = yaml.safe_load((prompts_dir() / "paper.yaml").read_text())
+    spec.update(
+        seeds=[0],
+        tasks=["push_button"],
+        configs=["smoke"],
+        pretrain_steps=60,
+        finetune_steps=60,
+        eval_every=30,
+        budgets=[60],
+        flags=["--env.episode_length", "30", "--run.prefill", "30", "--run.eval_episodes", "1"],
+    )
+    path = tmp_path / "paper.yaml"
+    path.write_text(json.dumps(spec))
+    grid = tmp_path / "grid"
+    cmd = [sys.executable, "-m", "lamp.cli", "ablate", str(path), "--logdir", str(grid)]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "3 jobs (3 arms x 1 seeds), 5 runs" in result.stdout
+    rows = (grid / "summary.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == ["lamp", "p2e", "scratch"]
+    assert not (grid / "scratch" / "seed0" / "pretrain").exists()
+    assert json.loads((grid / "scratch" / "seed0" / "push_button" / "source.json").read_text())["scratch"] is True
+    md = (grid / "summary.md").read_text()
+    assert all(f"| {arm} |" in md for arm in ("lamp", "p2e", "scratch"))
 
 
 @pytest.mark.parametrize(
