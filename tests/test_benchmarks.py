@@ -37,3 +37,12 @@ def test_agent_throughput_reports_mfu_for_each_actor_gradient():
         )
         assert out["actor_grad"] == actor_grad
         assert out["sec_per_step"] > 0 and 0 < out["mfu"] < 1 and out["gflop_per_step"] > 0
+
+
+def test_transfer_check_runs_both_arms_and_measures_the_random_policy(tmp_path):
+    out = run_json("benchmarks/transfer_check.py", "--smoke", "--logdir", str(tmp_path / "tc"))
+    assert out["arms"] == ["p2e", "scratch"] and out["ablate_exit_code"] == 0
+    assert 0 <= out["random_policy"]["success_rate"] <= 1 and out["random_policy"]["episodes"] == 2
+    assert set(out["final_success"]) == {"p2e/seed0", "scratch/seed0"}
+    assert all(v is not None and 0 <= v <= 1 for v in out["final_success"].values())
+    assert (tmp_path / "tc" / "transfer_check.png").read_bytes()[:4] == b"\x89PNG"

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 CONFIGS_FILE = Path(__file__).resolve().parent.parent / "configs.yaml"
-SIZE_BLOCKS = ("tiny", "small", "size12m", "size25m", "size50m")
+SIZE_BLOCKS = ("tiny", "size2m", "small", "size12m", "size25m", "size50m")
 
 
 def _read_blocks() -> dict[str, Any]:

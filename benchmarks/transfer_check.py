@@ -1,0 +1,127 @@
+"""Transfer check (benchmark, not CI): does Plan2Explore pretraining make fine-tuning on push_button faster?
+
+Runs `lamp ablate prompts/transfer_check.yaml` (p2e pretraining, then push_button from pixels, against scratch;
+resumable: re-run the same command to continue), measures a uniform-random policy on the same task in the same run,
+then prints one JSON line per arm with its evaluation-success curve and a final JSON summary, and writes
+LOGDIR/transfer_check.png (the arms' curves and the random policy's level).
+
+    python benchmarks/transfer_check.py --logdir runs/transfer_check
+    python benchmarks/transfer_check.py --smoke   # plumbing only: tiny agent, a few dozen steps
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def random_policy(task: str, episodes: int, seed: int, episode_length: int) -> dict[str, float]:
+    """Success (at any step) and return of uniform random actions, on the env the arms fine-tune on."""
+    from envs import make_env
+
+    env = make_env(task, wrist=True, episode_length=episode_length, render=False)
+    rng = np.random.default_rng(seed)
+    successes, returns = [], []
+    for k in range(episodes):
+        env.reset(seed=seed + 10_000 + k)
+        done, success, total = False, False, 0.0
+        while not done:
+            _, reward, terminated, truncated, info = env.step(rng.uniform(-1, 1, 4).astype(np.float32))
+            success |= bool(info["success"])
+            total += reward
+            done = terminated or truncated
+        successes.append(success)
+        returns.append(total)
+    env.close()
+    return {"episodes": episodes, "success_rate": float(np.mean(successes)), "return": float(np.mean(returns))}
+
+
+def main() -> None:
+    from lamp.ablate import Ablation, read_eval_curve
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--file", default=str(ROOT / "prompts" / "transfer_check.yaml"))
+    parser.add_argument("--logdir", default="runs/transfer_check")
+    parser.add_argument("--random-episodes", type=int, default=10)
+    parser.add_argument("--smoke", action="store_true", help="tiny agent and budgets: checks the script only")
+    args = parser.parse_args()
+
+    logdir = Path(args.logdir).expanduser()
+    spec = yaml.safe_load(Path(args.file).read_text())
+    if args.smoke:
+        spec.update(
+            configs=["smoke"], pretrain_steps=60, finetune_steps=60, eval_every=30, budgets=[60],
+            flags=["--env.episode_length", "30", "--run.prefill", "30", "--run.eval_episodes", "1"],
+        )  # fmt: skip
+    logdir.mkdir(parents=True, exist_ok=True)
+    grid_file = logdir / "transfer_check.yaml"  # the exact grid that ran, next to its results
+    grid_file.write_text(yaml.safe_dump(spec, sort_keys=False))
+    ablation = Ablation.load(grid_file)
+    length = 30 if args.smoke else 150
+    start = time.time()
+    baseline = random_policy(ablation.tasks[0], args.random_episodes if not args.smoke else 2, 0, length)
+    print(json.dumps({"random_policy": baseline}), flush=True)
+    cmd = [sys.executable, "-m", "lamp.cli", "ablate", str(grid_file), "--logdir", str(logdir)]
+    code = subprocess.run(cmd, cwd=ROOT, check=False).returncode
+    curves = {}
+    for variant in ablation.variants:
+        for seed in ablation.seeds:
+            curve = read_eval_curve(logdir / variant.label / f"seed{seed}" / ablation.tasks[0])
+            curves[f"{variant.label}/seed{seed}"] = curve
+            print(json.dumps({"arm": variant.label, "seed": seed, "curve": curve}), flush=True)
+    _plot(curves, baseline, logdir / "transfer_check.png", ablation.tasks[0])
+    summary = {
+        "benchmark": "transfer_check",
+        "task": ablation.tasks[0],
+        "arms": [v.label for v in ablation.variants],
+        "seeds": ablation.seeds,
+        "pretrain_steps": ablation.pretrain_steps,
+        "finetune_steps": ablation.finetune_steps,
+        "configs": ablation.configs,
+        "flags": ablation.flags,
+        "random_policy": baseline,
+        "final_success": {k: (c[-1][1] if c else None) for k, c in curves.items()},
+        "ablate_exit_code": code,
+        "minutes": round((time.time() - start) / 60, 1),
+        "plot": str(logdir / "transfer_check.png"),
+    }
+    print(json.dumps(summary))
+    sys.exit(code)
+
+
+def _plot(curves: dict[str, list[tuple[int, float]]], baseline: dict[str, float], path: Path, task: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from lamp.atomic import atomic_path
+
+    fig, ax = plt.subplots(figsize=(6, 3.8), dpi=110)
+    for name, curve in curves.items():
+        if curve:
+            ax.plot(*zip(*curve, strict=True), marker="o", label=name)
+    ax.axhline(baseline["success_rate"], color="grey", linestyle="--", label="random policy")
+    ax.set_xlabel("fine-tuning env steps")
+    ax.set_ylabel(f"{task} evaluation success")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()
