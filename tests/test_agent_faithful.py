@@ -83,8 +83,10 @@ def test_sum_norm_divides_the_blend_by_its_running_magnitude(monkeypatch):
 def test_blend_metrics_are_logged_by_a_train_step():
     agent = agent_with()
     metrics = agent.train_step(make_replay().sample(3, 8))
-    for key in ("behavior/intr_std", "behavior/extr_std", "behavior/intr_extr_ratio"):
+    for key in ("behavior/intr_std", "behavior/extr_std"):
         assert torch.isfinite(metrics[key]) and float(metrics[key]) >= 0
+    ratio = metrics["behavior/intr_std"] / metrics["behavior/extr_std"]
+    torch.testing.assert_close(metrics["behavior/intr_extr_ratio"], ratio)  # inf while the reward head is still 0
 
 
 def test_unknown_blend_is_refused():

@@ -164,7 +164,7 @@ class Agent(nn.Module):
             "disagreement": disagreement.detach().mean(),
             "intr_std": intr_std,
             "extr_std": extr_std,
-            "intr_extr_ratio": intr_std / (extr_std + 1e-12),
+            "intr_extr_ratio": intr_std / extr_std,  # inf when the extrinsic term is off (p2e): logged as "inf"
         }
         return reward, metrics
 
