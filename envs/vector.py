@@ -26,35 +26,56 @@ from lamp.errors import UsageError
 
 
 def _worker(conn: Connection, name: str, options: dict[str, Any]) -> None:
-    """Worker loop: build the env, then answer ("reset", seed) / ("step", action) / ("close", None) until closed."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    try:
-        import envs
+    """Worker loop: build the env, then answer ("reset", seed) / ("step", action) / ("close", None) until closed.
 
-        env = envs.make_env(name, **options)
-    except Exception as err:  # report construction errors (bad config) to the parent instead of dying silently
-        conn.send(("error", (type(err).__name__, str(err), traceback.format_exc())))
-        return
-    conn.send(("ready", (env.observation_space, env.action_space)))
-    while True:
+    Ctrl-C and SIGTERM go to the whole process group (a terminal, systemd, Slurm): the parent handles them and closes
+    the workers. So SIGINT is ignored, and SIGTERM ends an idle worker at once but lets a busy one send its answer
+    first (the parent is waiting for it). A parent that is gone ends the loop quietly, without a traceback.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    state = {"busy": False, "stop": False}
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        if not state["busy"]:
+            raise SystemExit(0)
+        state["stop"] = True
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    env = None
+    try:
+        state["busy"] = True
         try:
-            command, payload = conn.recv()
-        except EOFError:
-            break
-        if command == "close":
-            break
-        try:
-            if command == "reset":
-                result: Any = env.reset(seed=payload)
-            elif command == "step":
-                result = env.step(payload)
-            else:
-                raise ValueError(f"unknown command {command!r}")
-            conn.send(("ok", result))
-        except Exception as err:
+            import envs
+
+            env = envs.make_env(name, **options)
+        except Exception as err:  # report construction errors (bad config) to the parent instead of dying silently
             conn.send(("error", (type(err).__name__, str(err), traceback.format_exc())))
-    env.close()
-    conn.close()
+            return
+        conn.send(("ready", (env.observation_space, env.action_space)))
+        while not state["stop"]:
+            state["busy"] = False
+            command, payload = conn.recv()
+            state["busy"] = True
+            if command == "close":
+                break
+            try:
+                if command == "reset":
+                    result: Any = env.reset(seed=payload)
+                elif command == "step":
+                    result = env.step(payload)
+                else:
+                    raise ValueError(f"unknown command {command!r}")
+                conn.send(("ok", result))
+            except Exception as err:
+                conn.send(("error", (type(err).__name__, str(err), traceback.format_exc())))
+    except (EOFError, OSError):
+        pass  # the parent closed the pipe or died: nobody is left to answer
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if env is not None:
+            with contextlib.suppress(Exception):
+                env.close()
+        conn.close()
 
 
 class VectorEnv:

@@ -125,7 +125,7 @@ class Ablation:
         styles: dict[str, Path] = {}
         for style in data.get("styles") or []:
             try:
-                styles[Path(str(style)).stem] = resolve_style_path(style)
+                styles[Path(str(style)).stem] = resolve_style_path(style).resolve()  # absolute, for Ray workers
             except UsageError:
                 raise UsageError(
                     f"ablation file '{p}' names style '{style}', which does not exist; "
@@ -153,21 +153,41 @@ class Ablation:
                 freeze_part(None, str(part), check_only=True)
             except UsageError as e:
                 raise UsageError(f"ablation file '{p}': {e}") from None
-        finetune_steps = int(data["finetune_steps"])
-        eval_every = int(data.get("eval_every", max(1, finetune_steps // 10)))
-        budgets = [int(b) for b in data.get("budgets", [finetune_steps])]
-        if any(b <= 0 or b > finetune_steps for b in budgets):
+        from lamp.config import build_config
+
+        def number(key: str, value: Any, range_key: str) -> int:
+            """An integer in the range of the config key it becomes (RANGES), or one error line naming `key`."""
+            from lamp.config import RANGES, is_numeric
+
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            allowed = RANGES[range_key]
+            if not is_numeric(value) or not isinstance(value, int) or value not in allowed:
+                raise UsageError(f"ablation file '{p}': '{key}' must be {allowed.describe(True)}, got {value!r}")
+            return value
+
+        seeds = [number("seeds", s, "seed") for s in data["seeds"]]
+        pretrain_steps = number("pretrain_steps", data["pretrain_steps"], "run.steps")
+        finetune_steps = number("finetune_steps", data["finetune_steps"], "run.steps")
+        eval_every = number("eval_every", data.get("eval_every", max(1, finetune_steps // 10)), "run.eval_every")
+        budgets = [number("budgets", b, "run.steps") for b in data.get("budgets", [finetune_steps])]
+        if any(b > finetune_steps for b in budgets):
             raise UsageError(f"ablation file '{p}': budgets {budgets} must lie in (0, finetune_steps={finetune_steps}]")
+        flags = [str(f) for f in data.get("flags", [])]
+        try:  # every run's config must resolve, so a bad flag fails now, not in the middle of the grid
+            build_config(["pretrain", *data.get("configs", [])], flags=flags)
+        except UsageError as e:
+            raise UsageError(f"ablation file '{p}': {e}") from None
         return cls(
             styles=styles,
-            seeds=[int(s) for s in data["seeds"]],
+            seeds=seeds,
             tasks=[str(t) for t in data["tasks"]],
             configs=[str(c) for c in data.get("configs", [])],
-            pretrain_steps=int(data["pretrain_steps"]),
+            pretrain_steps=pretrain_steps,
             finetune_steps=finetune_steps,
             eval_every=eval_every,
             budgets=sorted(budgets),
-            flags=[str(f) for f in data.get("flags", [])],
+            flags=flags,
             freeze=[str(f) for f in freeze],
             arms=[str(a) for a in arms] if arms is not None else None,
         )
@@ -242,6 +262,60 @@ def _run_lamp(args: list[str]) -> int:
     return subprocess.run([sys.executable, "-m", "lamp.cli", *args], check=False).returncode
 
 
+def _ray_job(job: Job, runner: Callable[[list[str]], int] | None = None) -> dict[str, Any]:
+    """What a Ray task runs: a module-level function (Ray's @remote takes functions and classes, not partials)."""
+    return run_job(job, runner)
+
+
+def _check_reachable(address: str) -> None:
+    """A quick TCP connect to HOST:PORT, because ray.init retries an address nobody answers on for minutes."""
+    import socket
+
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # 'auto' and other forms Ray resolves itself
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=10).close()
+    except OSError as e:
+        raise UsageError(
+            f"cannot connect to the Ray cluster at --ray-address {address} ({e.strerror or e}); start one with "
+            "`ray start --head` and pass the address it prints (HOST:6379)"
+        ) from None
+
+
+def run_on_ray(
+    jobs: Sequence[Job], address: str, runner: Callable[[list[str]], int] | None = None
+) -> list[dict[str, Any]]:
+    """One Ray task (1 CPU) per job on the cluster at `address`; this process only waits for the results."""
+    try:
+        import ray
+    except ImportError:
+        raise UsageError("--ray-address needs Ray: pip install '.[ray]' in the lamp checkout") from None
+    _check_reachable(address)
+    try:
+        ray.init(address=address, log_to_driver=True)
+    except Exception as e:  # Ray raises ConnectionError, ValueError, RuntimeError, ... for a wrong address
+        detail = (str(e).strip().splitlines() or [e.__class__.__name__])[0][:200]
+        raise UsageError(
+            f"cannot connect to the Ray cluster at --ray-address {address} ({detail}); start one with "
+            "`ray start --head` and pass the address it prints (HOST:6379)"
+        ) from None
+    try:
+        remote = ray.remote(num_cpus=1, max_retries=0)(_ray_job)
+        refs = [remote.remote(job, runner) for job in jobs]
+        results = []
+        for job, ref in zip(jobs, refs, strict=True):
+            try:
+                results.append(ray.get(ref))
+            except Exception as e:  # the task itself died (worker lost, lamp not importable there, ...)
+                detail = (str(e).strip().splitlines() or [e.__class__.__name__])[-1][:200]
+                failed = f"{job.commands[0][0].parent} (Ray task: {detail})"
+                results.append({"arm": job.arm, "seed": job.seed, "ok": False, "failed": failed, "code": -1})
+        return results
+    finally:
+        ray.shutdown()  # disconnects this driver; the cluster keeps running
+
+
 def run_grid(
     jobs: Sequence[Job],
     parallel: int = 1,
@@ -249,15 +323,9 @@ def run_grid(
     runner: Callable[[list[str]], int] | None = None,
 ) -> list[dict[str, Any]]:
     """Run jobs locally (sequentially or in `parallel` processes) or as Ray tasks on the cluster at `ray_address`."""
-    work = functools.partial(run_job, runner=runner)
     if ray_address:
-        try:
-            import ray
-        except ImportError:
-            raise UsageError("--ray-address needs Ray: pip install '.[ray]' in the lamp checkout") from None
-        ray.init(address=ray_address)
-        remote = ray.remote(num_cpus=1)(work)
-        return list(ray.get([remote.remote(job) for job in jobs]))
+        return run_on_ray(jobs, ray_address, runner)
+    work = functools.partial(run_job, runner=runner)
     if parallel <= 1:
         return [work(job) for job in jobs]
     with ThreadPoolExecutor(max_workers=parallel) as pool:  # threads only wait on child processes

@@ -10,7 +10,6 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-CHECKPOINT = "checkpoints/latest.pt"
 PLUMBING_WARNING = "PLUMBING CHECK: the scorer is a randomly initialised tiny model, rewards are meaningless"
 
 

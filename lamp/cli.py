@@ -72,18 +72,24 @@ def print_config(cfg: Any) -> None:
 
 
 def run_training(cfg: Any, mode: str) -> None:
-    """Run a training job; Ctrl-C has already saved a checkpoint when it reaches here."""
+    """Run a training job; Ctrl-C or SIGTERM has already saved a checkpoint when it reaches here (exit 128 + signal,
+    as a shell reports a process killed by that signal)."""
+    import signal
+
     from lamp.agent.agent import TrainingStopped
-    from lamp.train import run_job
+    from lamp.train import DiskFull, run_job
 
     try:
         result = run_job(cfg, mode)
-    except KeyboardInterrupt:
-        raise typer.Exit(130) from None
+    except KeyboardInterrupt as e:
+        raise typer.Exit(128 + int(getattr(e, "signum", signal.SIGINT))) from None
     except TrainingStopped as e:  # NaN/inf losses several updates in a row; the message names the loss
         err.print(
             f"error: {e}; the last good state is in {cfg.logdir}/checkpoints (try a lower learning rate)", markup=False
         )
+        raise typer.Exit(1) from None
+    except DiskFull as e:
+        err.print(f"error: {e}", markup=False)
         raise typer.Exit(1) from None
     out.print(f"logs: {result['metrics']} (tensorboard --logdir {result['logdir']})", markup=False)
     out.print(f"checkpoint: {result['checkpoint']}", markup=False)
@@ -211,7 +217,10 @@ def ablate(
     ablation = Ablation.load(ablation_file)
     if parallel < 1:
         raise UsageError(f"--parallel must be at least 1, got {parallel}")
-    root = Path(logdir).expanduser()
+    root = Path(logdir).expanduser().resolve()  # absolute: Ray workers do not start in this folder
+    from lamp.rundir import check_writable_dir
+
+    check_writable_dir(root)
     jobs = plan(ablation, root)
     out.print(
         f"{len(jobs)} jobs ({len(ablation.variants)} arms x {len(ablation.seeds)} seeds), "
@@ -242,11 +251,12 @@ def score(
     config_file: ConfigFileOpt = None,
 ) -> None:
     """Score a video or frame folder against prompts with the frozen video-language scorer (CSV + PNG)."""
-    from lamp.config import build_config
+    from lamp.config import build_config, check_device
     from lamp.scorers import check_prompts, make_scorer
     from lamp.scorers.score_tool import load_frames, score_frames, write_outputs
 
     cfg = build_config(configs or [], config_file, ctx.args)
+    check_device("scorer.device", cfg.scorer.device, allow_auto=True)
     prompts = check_prompts(prompt)
     frames = load_frames(source, key)  # bad input fails here, before weights load or anything is written
     scorer = make_scorer(dict(cfg.scorer))

@@ -1,13 +1,16 @@
 """Config loading: `defaults` + named blocks + an optional YAML file + dotted flags, merged by OmegaConf.
 
-Every problem a user can make (unknown block or key, wrong type, unreadable file) becomes one `UsageError` line that
-names the culprit and suggests the nearest valid name, before anything is written to disk.
+Every problem a user can make (unknown block or key, wrong type, a value out of its range, unreadable file) becomes one
+`UsageError` line that names the culprit and suggests the nearest valid name, before anything is written to disk. The
+allowed range of every numeric key is declared once, in RANGES below, next to the loading code.
 """
 
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -39,6 +42,183 @@ def block_names() -> list[str]:
 def defaults() -> DictConfig:
     """A fresh copy of the `defaults` block."""
     return OmegaConf.create(_blocks()["defaults"])
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values a numeric key may take: bounds (None = unbounded), inclusive unless `*_open`; `pow2` also asks
+    for a power of two (image sizes the CNN halves down to 4x4)."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    pow2: bool = False
+
+    def __contains__(self, value: float) -> bool:
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        if self.high is not None and (value >= self.high if self.high_open else value > self.high):
+            return False
+        return not self.pow2 or (value == int(value) and int(value) > 0 and int(value) & (int(value) - 1) == 0)
+
+    def describe(self, integer: bool = False) -> str:
+        """'an integer ≥ 1', 'a number > 0', 'a number in [0, 1)', 'a power of two in [8, 1024]'."""
+        kind = "a power of two" if self.pow2 else "an integer" if integer else "a number"
+        if self.low is not None and self.high is not None:
+            return (
+                f"{kind} in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
+            )
+        if self.low is not None:
+            return f"{kind} {'>' if self.low_open else '≥'} {self.low:g}"
+        if self.high is not None:
+            return f"{kind} {'<' if self.high_open else '≤'} {self.high:g}"
+        return kind
+
+
+POSITIVE = Range(0, low_open=True)  # rates, scales that divide or multiply, time-outs
+NON_NEGATIVE = Range(0)  # loss weights, counts where 0 means "off"
+AT_LEAST_1 = Range(1)  # sizes, counts, intervals in steps
+PROBABILITY = Range(0, 1)
+DECAY = Range(0, 1, high_open=True)  # EMA decays and mixing fractions: 1 would never move
+
+# Every numeric key of the `defaults` block and the values it may take, checked wherever a value enters a config
+# (blocks, --config-file, flags, a saved run config), so a bad one is one error line before anything is written.
+# tests/test_config.py fails when a numeric key of `defaults` has no entry here.
+RANGES: dict[str, Range] = {
+    "seed": NON_NEGATIVE,
+    "threads": NON_NEGATIVE,  # 0 = torch's default
+    "rlbench.variation": Range(-1),  # -1 = a new variation every episode
+    "rlbench.reset_retries": NON_NEGATIVE,
+    "rlbench.num_objects": AT_LEAST_1,
+    "run.steps": AT_LEAST_1,
+    "run.log_every": AT_LEAST_1,
+    "run.save_every": AT_LEAST_1,
+    "run.save_minutes": NON_NEGATIVE,  # 0 = step-based saves only
+    "run.video_every": AT_LEAST_1,
+    "run.eval_every": AT_LEAST_1,
+    "run.eval_episodes": AT_LEAST_1,
+    "run.prefill": NON_NEGATIVE,
+    "env.size": Range(8, 1024, pow2=True),
+    "env.episode_length": AT_LEAST_1,
+    "env.action_scale": POSITIVE,
+    "env.decimate": PROBABILITY,  # fraction of triangles kept; 0 = full meshes
+    "env.max_scenes": NON_NEGATIVE,  # 0 = keep all
+    "env.workers": AT_LEAST_1,
+    "env.worker_timeout": POSITIVE,
+    "textures.p_default": PROBABILITY,
+    "textures.size": AT_LEAST_1,
+    "scorer.resize": NON_NEGATIVE,  # 0 = frames at their own size
+    "scorer.batch_size": AT_LEAST_1,
+    "scorer.clip_scale": POSITIVE,
+    "agent.action_dim": AT_LEAST_1,
+    "agent.deter": AT_LEAST_1,
+    "agent.hidden": AT_LEAST_1,
+    "agent.stoch": AT_LEAST_1,
+    "agent.classes": AT_LEAST_1,
+    "agent.unimix": DECAY,
+    "agent.depth": AT_LEAST_1,
+    "agent.units": AT_LEAST_1,
+    "agent.layers": AT_LEAST_1,
+    "agent.bins": Range(2),  # two-hot encoding needs two bins
+    "agent.free_nats": NON_NEGATIVE,
+    "agent.dyn_scale": NON_NEGATIVE,
+    "agent.rep_scale": NON_NEGATIVE,
+    "agent.rec_scale": NON_NEGATIVE,
+    "agent.rew_scale": NON_NEGATIVE,
+    "agent.con_scale": NON_NEGATIVE,
+    "agent.horizon": AT_LEAST_1,
+    "agent.discount": Range(0, 1, low_open=True),
+    "agent.lam": PROBABILITY,
+    "agent.actent": NON_NEGATIVE,
+    "agent.slow_critic_fraction": Range(0, 1, low_open=True),
+    "agent.slowreg": NON_NEGATIVE,
+    "agent.retnorm_decay": DECAY,
+    "agent.retnorm_lo": PROBABILITY,
+    "agent.retnorm_hi": PROBABILITY,
+    "agent.min_std": POSITIVE,
+    "agent.max_std": POSITIVE,
+    "agent.model_lr": POSITIVE,
+    "agent.actor_lr": POSITIVE,
+    "agent.critic_lr": POSITIVE,
+    "agent.eps": POSITIVE,
+    "agent.model_clip": POSITIVE,
+    "agent.ac_clip": POSITIVE,
+    "agent.batch_size": AT_LEAST_1,
+    "agent.batch_length": Range(2),  # one step has no transition to learn from
+    "agent.train_ratio": NON_NEGATIVE,  # 0 = collect only
+    "agent.max_bad_steps": AT_LEAST_1,
+    "agent.expl.members": Range(2),  # disagreement is the spread of at least two members
+    "agent.expl.layers": AT_LEAST_1,
+    "agent.expl.units": AT_LEAST_1,
+    "agent.expl.intr_scale": NON_NEGATIVE,
+    "agent.expl.extr_scale": NON_NEGATIVE,
+    "agent.expl.lr": POSITIVE,
+    "agent.expl.clip": POSITIVE,
+    "agent.expl.norm_decay": DECAY,
+    "replay.capacity": AT_LEAST_1,
+    "replay.chunk": AT_LEAST_1,
+    "replay.cache_chunks": AT_LEAST_1,
+}
+
+# Pairs of keys that must be ordered: (smaller, larger, strictly smaller?).
+ORDERED: tuple[tuple[str, str, bool], ...] = (
+    ("agent.min_std", "agent.max_std", False),
+    ("agent.retnorm_lo", "agent.retnorm_hi", True),
+    ("agent.batch_length", "replay.capacity", False),  # the replay must hold one training sequence
+)
+
+
+def is_numeric(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def check_range(key: str, value: Any, source: str) -> None:
+    """Raise a one-line UsageError if `value` is outside the RANGES entry of `key` (keys without one pass)."""
+    allowed = RANGES.get(key)
+    if allowed is None or not is_numeric(value):
+        return
+    if not math.isfinite(value) or value not in allowed:
+        raise UsageError(
+            f"config key '{key}' must be {allowed.describe(isinstance(value, int))} but {source} gives {value!r}"
+        )
+
+
+def _check_ordered(cfg: DictConfig) -> None:
+    flat = flat_keys(cfg)
+    for small, large, strict in ORDERED:
+        a, b = flat[small], flat[large]
+        if a > b or (strict and a == b):
+            raise UsageError(
+                f"config key '{small}' ({a!r}) must be {'below' if strict else 'at most'} '{large}' ({b!r}); "
+                f"change one of them"
+            )
+
+
+def check_device(key: str, name: str, allow_auto: bool = False) -> None:
+    """Refuse a device this machine does not have, naming the ones it has (one line, before anything is written)."""
+    import torch
+
+    if allow_auto and name == "auto":
+        return
+    available = ["cpu"]
+    if torch.cuda.is_available():
+        available += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        available.append("mps")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise UsageError(f"{key} '{name}' is not a device name; available here: {', '.join(available)}") from None
+    if device.type == "cpu":
+        return
+    full = device.type if device.type == "mps" else f"{device.type}:{device.index or 0}"
+    if full not in available:
+        why = " (this torch has no CUDA)" if device.type == "cuda" and not torch.cuda.is_available() else ""
+        raise UsageError(
+            f"{key} is '{name}' but this machine has no such device{why}; available here: {', '.join(available)}"
+        )
 
 
 def flat_keys(tree: Any, prefix: str = "") -> dict[str, Any]:
@@ -110,7 +290,9 @@ def _apply(cfg: DictConfig, updates: dict[str, Any], source: str) -> None:
                 f"unknown config key '{key}' ({source}){_suggest(key, known)} "
                 "(every key is listed in lamp/configs.yaml)"
             )
-        OmegaConf.update(cfg, key, _coerce(key, value, known[key], source), merge=False)
+        value = _coerce(key, value, known[key], source)
+        check_range(key, value, source)
+        OmegaConf.update(cfg, key, value, merge=False)
 
 
 def read_yaml_mapping(
@@ -131,8 +313,13 @@ def read_yaml_mapping(
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         raise UsageError(f"{what} '{p}' is not valid YAML{where}: {problem}; fix the syntax") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise UsageError(f"{what} '{p}' cannot be read ({e.__class__.__name__}); check its permissions") from None
+    except UnicodeDecodeError as e:
+        raise UsageError(
+            f"{what} '{p}' is not UTF-8 (byte 0x{e.object[e.start]:02x} at offset {e.start}); save it as UTF-8"
+        ) from None
+    except OSError as e:
+        reason = e.strerror or e.__class__.__name__
+        raise UsageError(f"{what} '{p}' cannot be read ({reason}); check its permissions") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -186,6 +373,7 @@ def build_config(
     _apply(cfg, parse_flags(flags), "the command line")
     if overrides:
         _apply(cfg, overrides, "the command line")
+    _check_ordered(cfg)
     OmegaConf.set_readonly(cfg, True)
     return cfg
 

@@ -76,17 +76,23 @@ def evaluate_checkpoint(
         obs_space,
         task_instruction,
     )
-    from lamp.config import build_config, load_saved_config
+    from lamp.config import build_config, check_device, load_saved_config
+    from lamp.rundir import find_checkpoint
 
     run_dir = Path(run_dir).expanduser()
-    if not (run_dir / "config.yaml").is_file() or not (run_dir / CHECKPOINT).is_file():
+    found = find_checkpoint(run_dir, log) if (run_dir / "config.yaml").is_file() else None
+    if found is None:
         raise UsageError(f"--checkpoint '{run_dir}' is not a lamp run (needs config.yaml and {CHECKPOINT})")
+    ckpt_path = found[0]
+    del found  # the agent loads it again, onto its device
     if task not in DOWNSTREAM_TASKS:
         raise UsageError(f"unknown task '{task}'; valid tasks: {', '.join(DOWNSTREAM_TASKS)}")
     if episodes < 1:
         raise UsageError(f"--episodes must be at least 1, got {episodes}")
     saved = load_saved_config(run_dir)
     cfg = build_config(base=saved, overrides={"env.task": task, "env.workers": 1})
+    check_device("device (from the run's config.yaml)", cfg.device)
+    check_device("scorer.device (from the run's config.yaml)", cfg.scorer.device, allow_auto=True)
     out_dir = Path(out) if out else run_dir / "eval" / f"{task}-seed{seed}"
     scorer = make_scorer(cfg, log)
     from lamp.agent.agent import Agent
@@ -96,7 +102,7 @@ def evaluate_checkpoint(
         instruction = task_instruction(cfg)
         lang = instruction_embedding(scorer, instruction)
         agent = Agent(cfg.agent, obs_space(envs.single_observation_space, lang_dim(scorer)), device=cfg.device)
-        agent.load(run_dir / CHECKPOINT)
+        agent.load(ckpt_path)
         results = run_episodes(agent, envs, lang, episodes, seed, keep_frames=episodes)
     finally:
         envs.close()
@@ -106,7 +112,7 @@ def evaluate_checkpoint(
     summary = {
         "task": task,
         "instruction": instruction,
-        "checkpoint": str(run_dir / CHECKPOINT),
+        "checkpoint": str(ckpt_path),
         "seed": seed,
         **summarize(results["episodes"]),
     }

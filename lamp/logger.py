@@ -1,7 +1,8 @@
 """One small logger: scalars to metrics.jsonl and TensorBoard, images to TensorBoard, videos to MP4 and TensorBoard.
 
 JSONL is the source of truth for scripts and plots (one line per `write(step)`, appended, so resumed runs continue the
-same file); TensorBoard is for looking.
+same file); TensorBoard is for looking. A resumed run passes `keep_until` (its checkpoint's step): later JSONL lines are
+cut (atomically) and TensorBoard purges later events, because the run does those steps again.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 import imageio.v3 as iio
 import numpy as np
 
-from lamp.atomic import atomic_path
+from lamp.atomic import atomic_path, atomic_write_bytes
 
 
 def _as_uint8_frames(frames: Any) -> np.ndarray:
@@ -29,18 +30,43 @@ def _as_uint8_frames(frames: Any) -> np.ndarray:
 class Logger:
     """Collects scalars between `write(step)` calls; writes each media item as soon as it is logged."""
 
-    def __init__(self, logdir: str | Path, tensorboard: bool = True, fps: int = 15) -> None:
+    def __init__(
+        self, logdir: str | Path, tensorboard: bool = True, fps: int = 15, keep_until: int | None = None
+    ) -> None:
         self.logdir = Path(logdir)
         self.logdir.mkdir(parents=True, exist_ok=True)
         (self.logdir / "videos").mkdir(exist_ok=True)
         self.fps = fps
         self._scalars: dict[str, float] = {}
         self._jsonl: Any = None  # opened on the first write, so media-only loggers leave no empty metrics file
+        if keep_until is not None:
+            self.cut_metrics(keep_until)
         self._tb = None
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            self._tb = SummaryWriter(log_dir=str(self.logdir), max_queue=1000, flush_secs=30)
+            purge = None if keep_until is None else keep_until + 1  # events at steps >= purge are hidden
+            self._tb = SummaryWriter(log_dir=str(self.logdir), max_queue=1000, flush_secs=30, purge_step=purge)
+
+    def cut_metrics(self, keep_until: int) -> int:
+        """Atomically drop metrics.jsonl lines after step `keep_until` (and lines cut short by a crash); returns how
+        many lines were dropped. -1 drops them all (a run that restarts from scratch)."""
+        path = self.logdir / "metrics.jsonl"
+        if not path.is_file():
+            return 0
+        kept, dropped = [], 0
+        for line in path.read_bytes().splitlines():
+            try:
+                step = json.loads(line)["step"]
+            except (ValueError, KeyError, TypeError):
+                step = None
+            if isinstance(step, int) and step <= keep_until:
+                kept.append(line + b"\n")
+            else:
+                dropped += 1
+        if dropped:
+            atomic_write_bytes(path, b"".join(kept))
+        return dropped
 
     def scalar(self, name: str, value: float) -> None:
         """Record a scalar; the last value per name before `write` wins."""

@@ -1,22 +1,30 @@
 """The training jobs: `lamp pretrain` (language reward + novelty in randomised scenes) and `lamp finetune` (a task).
 
 Data flows one way: env -> driver -> (scorer relabels the finished episode) -> replay -> agent. Everything a run needs
-to continue is in LOGDIR/checkpoints/latest.pt plus LOGDIR/replay/, so re-running the same command resumes it, and
-Ctrl-C saves a checkpoint before exiting. Nothing is written to LOGDIR until the config, prompts, env, scorer and
-(for fine-tuning) the source run have all been checked.
+to continue is in LOGDIR/checkpoints/latest.pt plus LOGDIR/replay/, so re-running the same command resumes it; Ctrl-C
+and SIGTERM stop at the end of the current step, save a checkpoint and exit (130 / 143). Nothing is written to LOGDIR
+until the config, prompts, devices, env, scorer, disk space, the lock and (for fine-tuning) the source run have all been
+checked. A resume first puts the folder back to the checkpoint's step: metrics, TensorBoard and replay lose what came
+after it (that is done again), and temp files of writes cut by a kill are deleted.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
 import math
 import os
 import random
+import shutil
+import signal
+import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+from time import monotonic  # the clock of time-based checkpoints
 from typing import Any
 
 import numpy as np
@@ -25,7 +33,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from lamp.agent.agent import BLENDS, TrainingStopped
 from lamp.agent.behavior import ACTOR_GRADS
-from lamp.atomic import atomic_write_bytes
+from lamp.atomic import atomic_copy, atomic_write_bytes, clean_temp_files
 from lamp.build import (
     CHECKPOINT,
     instruction_embedding,
@@ -35,10 +43,25 @@ from lamp.build import (
     obs_space,
     task_instruction,
 )
-from lamp.config import save_config, to_yaml
+from lamp.config import check_device, save_config, to_yaml
 from lamp.errors import UsageError
+from lamp.rundir import PREVIOUS, RunLock, check_writable_dir, find_checkpoint, read_checkpoint
 
 DONE_FILE = "done.json"
+LOW_DISK_BYTES = 16 * 2**20  # a write that fails with less free space than this is reported as a full disk
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) or SIGTERM. `graceful`: raised by the loop between two steps, so the state is consistent and a
+    checkpoint is saved; otherwise (a second signal, or one before training started) the run stops where it is."""
+
+    def __init__(self, signum: int, graceful: bool = False) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum, self.graceful = signum, graceful
+
+
+class DiskFull(RuntimeError):
+    """The disk filled up while the run was writing; the last good checkpoint is intact (every write is atomic)."""
 
 
 def config_hash(cfg: DictConfig) -> str:
@@ -84,6 +107,12 @@ class Run:
         self.progress = Progress()
         self.metrics: dict[str, list[float]] = defaultdict(list)
         self.latest_episode: dict[str, Any] | None = None
+        self.lock = RunLock(self.logdir)
+        self.resume_path: Path | None = None  # latest.pt, or previous.pt when latest.pt cannot be read
+        self.resume_step = -1  # the checkpoint's env step; -1 = a fresh start
+        self.stop_signal: int | None = None  # set by SIGINT/SIGTERM during the loop: stop after the current step
+        self.in_loop = False
+        self.last_save_time = monotonic()
 
     def log(self, message: str) -> None:
         self.console.print(message, markup=False)
@@ -94,6 +123,12 @@ class Run:
         cfg = self.cfg
         if not cfg.logdir:
             raise UsageError("no run directory given; pass --logdir DIR")
+        check_writable_dir(self.logdir)
+        if cfg.replay.directory:
+            check_writable_dir(Path(cfg.replay.directory).expanduser(), "replay.directory")
+        check_device("device", cfg.device)
+        check_device("scorer.device", cfg.scorer.device, allow_auto=True)
+        self.lock.check_free()  # a live run on this folder: refuse now, before minutes of set-up
         from envs import DOWNSTREAM_TASKS
 
         if self.mode == "pretrain":
@@ -118,14 +153,19 @@ class Run:
                 f"scorer.kind is none (no language reward) but agent.expl.extr_scale is {cfg.agent.expl.extr_scale}; "
                 "set --agent.expl.extr_scale 0 (or --configs p2e) for Plan2Explore-only pretraining"
             )
-        if self.ckpt_path.is_file():
+        found = find_checkpoint(self.logdir, self.log) if self.logdir.is_dir() else None
+        if found is not None:
+            path, ckpt = found
             if not (self.logdir / "config.yaml").is_file():
                 raise UsageError(f"{self.logdir} has a checkpoint but no config.yaml; use a fresh --logdir")
-            check_architecture(self.ckpt_path, cfg, "resume it with the same config blocks, or use a new --logdir")
+            check_architecture(path, cfg, "resume it with the same config blocks, or use a new --logdir", ckpt)
+            self.resume_path = path
+            self.resume_step = int(ckpt["extra"]["progress"]["env_steps"])
         elif self.mode == "finetune" and cfg.finetune.source:  # "" = from scratch: a fresh agent
-            source = check_source(cfg.finetune.source) / CHECKPOINT
-            check_architecture(source, cfg, "fine-tune with the same size block as the pretraining run")
-            check_language(source, self.scorer is not None)
+            path, ckpt = source_checkpoint(cfg.finetune.source, self.log)
+            check_architecture(path, cfg, "fine-tune with the same size block as the pretraining run", ckpt)
+            check_language(path, self.scorer is not None, ckpt)
+            self.source_path = path
 
     def setup(self) -> None:
         cfg = self.cfg
@@ -134,11 +174,29 @@ class Run:
             torch.set_num_threads(cfg.threads)
         # a missing simulator fails here, before LOGDIR is written
         self.envs = make_envs(cfg, seed=cfg.seed, score_view=self.mode == "pretrain")
+        self.obs_space = obs_space(self.envs.single_observation_space, lang_dim(self.scorer))
+        from lamp.agent.agent import Agent
+        from lamp.agent.replay import Replay, step_spec, storage_budget
+
+        self.agent = Agent(cfg.agent, self.obs_space, device=cfg.device)
+        replay_cfg = OmegaConf.to_container(cfg.replay)
+        replay_cfg["directory"] = replay_cfg["directory"] or str(self.logdir / "replay")
+        model_bytes = sum(p.numel() * p.element_size() for p in self.agent.parameters()) * 3  # + Adam moments
+        spec = step_spec(self.obs_space, cfg.agent.action_dim)
+        storage_budget(spec, replay_cfg, model_bytes=model_bytes, steps=cfg.run.steps, print_fn=self.log)
+        # ---- all checked: from here on LOGDIR is written, and only while this run holds its lock
         self.logdir.mkdir(parents=True, exist_ok=True)
+        self.lock.acquire(self.log)
+        self.tidy(Path(replay_cfg["directory"]))
         save_config(cfg, self.logdir)
         from lamp.logger import Logger
 
-        self.logger = Logger(self.logdir)
+        self.logger = Logger(self.logdir, keep_until=self.resume_step)
+        self.replay = Replay(replay_cfg, self.obs_space, cfg.agent.action_dim, seed=cfg.seed)
+        from lamp.driver import Driver
+
+        self.driver = Driver(self.envs, self.begin_episode)
+        self.driver.on_episode(self.end_episode)
         if self.mode == "pretrain" and self.scorer is not None and self.scorer.text_batch_dependent():
             prompts = self.style.expansions()
             self.log(
@@ -146,38 +204,45 @@ class Run:
                 "(scorer.pooling: r3m, as the original did at start-up)"
             )
             self.scorer.embed_prompts(prompts)
-        self.obs_space = obs_space(self.envs.single_observation_space, lang_dim(self.scorer))
-        from lamp.agent.agent import Agent
-        from lamp.agent.replay import Replay
-
-        self.agent = Agent(cfg.agent, self.obs_space, device=cfg.device)
-        replay_cfg = OmegaConf.to_container(cfg.replay)
-        replay_cfg["directory"] = replay_cfg["directory"] or str(self.logdir / "replay")
-        self.replay = Replay(replay_cfg, self.obs_space, cfg.agent.action_dim, seed=cfg.seed)
-        model_bytes = sum(p.numel() * p.element_size() for p in self.agent.parameters()) * 3  # + Adam moments
-        self.replay.memory_budget(model_bytes=model_bytes, print_fn=self.log)
-        from lamp.driver import Driver
-
-        self.driver = Driver(self.envs, self.begin_episode)
-        self.driver.on_episode(self.end_episode)
         if self.mode == "finetune":
             instruction = task_instruction(self.cfg)
             self.lang_fixed = instruction_embedding(self.scorer, instruction)
             said = "without language" if self.lang_fixed is None else f"with instruction '{instruction}'"
             self.log(f"fine-tuning on '{cfg.env.task}' {said}")
-        if self.ckpt_path.is_file():
+        if self.resume_path is not None:
             self.resume()
             for part in cfg.finetune.freeze if self.mode == "finetune" else ():
                 freeze_part(self.agent, part, reinit=False)  # requires_grad is not in the checkpoint
-        elif self.mode == "finetune":
-            self.load_source()
+        else:
+            dropped = self.replay.truncate(0)  # steps of an attempt that died before its first checkpoint
+            if dropped:
+                self.log(f"replay: dropped {dropped:,} steps of an earlier attempt that saved no checkpoint")
+            if self.mode == "finetune":
+                self.load_source()
         from lamp.visualize import TopFrames
 
         self.top_frames = TopFrames(k=8)
+        self.last_save_time = monotonic()
+
+    def tidy(self, replay_dir: Path) -> None:
+        """Delete temp files of writes that a kill cut short, and set an unreadable latest.pt aside (resuming from
+        previous.pt must not rotate the broken file into previous.pt on the next save)."""
+        removed = clean_temp_files(self.logdir)
+        if replay_dir.is_dir() and not replay_dir.resolve().is_relative_to(self.logdir.resolve()):
+            removed += clean_temp_files(replay_dir)
+        if removed:
+            self.log(f"removed {len(removed)} temp file(s) of interrupted writes (e.g. {removed[0].name})")
+        if self.resume_path is not None and self.resume_path != self.ckpt_path and self.ckpt_path.exists():
+            aside = self.ckpt_path.with_name("latest.unreadable.pt")
+            os.replace(self.ckpt_path, aside)
+            self.log(f"moved the unreadable checkpoint to {aside}")
 
     # --------------------------------------------------------------------------------------------- checkpoints
     def save(self) -> None:
+        """Checkpoint: the replay's partial chunk first, then latest.pt is kept as previous.pt (a hard link), then the
+        new latest.pt is written atomically; at every moment both files are complete."""
         self.replay.flush()
+        self.progress.last_save = self.progress.env_steps  # saved with the checkpoint: a resume does not save again
         extra = {
             "progress": dict(vars(self.progress)),
             "replay": self.replay.state_dict(),
@@ -185,30 +250,35 @@ class Run:
         }
         if getattr(self.scorer, "standardizer", None) is not None:
             extra["standardizer"] = self.scorer.standardizer.state_dict()
+        if self.ckpt_path.is_file():
+            atomic_copy(self.ckpt_path, self.logdir / PREVIOUS)
         self.agent.save(self.ckpt_path, extra=json_safe(extra))
-        self.progress.last_save = self.progress.env_steps
+        self.last_save_time = monotonic()
 
     def resume(self) -> None:
-        extra = self.agent.load(self.ckpt_path)
+        assert self.resume_path is not None
+        extra = self.agent.load(self.resume_path)
         for key, value in extra["progress"].items():
             setattr(self.progress, key, value)
         self.replay.load_state_dict(extra["replay"])
         self.rng.bit_generator.state = extra["prompt_rng"]
         if "standardizer" in extra and getattr(self.scorer, "standardizer", None) is not None:
             self.scorer.standardizer.load_state_dict(extra["standardizer"])
-        self.log(f"resumed from {self.ckpt_path} at env step {self.progress.env_steps:,}")
+        self.log(f"resumed from {self.resume_path} at env step {self.progress.env_steps:,}")
+        if getattr(self.replay, "dropped", 0):
+            self.log(f"replay: dropped {self.replay.dropped:,} steps collected after that checkpoint (done again)")
 
     def load_source(self) -> None:
         """Start fine-tuning from a pretrained agent: weights only (fresh optimisers), then --freeze / --reset.
 
-        Without a source (`--from scratch`) the agent keeps its fresh initialisation: the no-pretraining baseline."""
+        Without a source (`--scratch`) the agent keeps its fresh initialisation: the no-pretraining baseline."""
         if not self.cfg.finetune.source:
             record = {"source": None, "scratch": True, "freeze": [], "reset": []}
             atomic_write_bytes(self.logdir / "source.json", json.dumps(record, indent=2).encode())
             self.log("fine-tuning from scratch: a freshly initialised agent, no pretraining")
             return
         source = Path(self.cfg.finetune.source)
-        load_pretrained(self.agent, source / CHECKPOINT)
+        load_pretrained(self.agent, self.source_path)
         for part in self.cfg.finetune.reset:
             reset_part(self.agent, part)
         for part in self.cfg.finetune.freeze:
@@ -283,7 +353,7 @@ class Run:
         if self.progress.env_steps < self.cfg.run.prefill or len(self.replay) < cfg.batch_length:
             return
         self.progress.train_credit += env_steps * cfg.train_ratio / (cfg.batch_size * cfg.batch_length)
-        while self.progress.train_credit >= 1.0:
+        while self.progress.train_credit >= 1.0 and self.stop_signal is None:
             self.progress.train_credit -= 1.0
             batch = self.replay.sample(cfg.batch_size, cfg.batch_length)
             metrics = self.agent.train_step({k: batch[k] for k in batch})
@@ -322,6 +392,7 @@ class Run:
         self.progress.last_video = step
 
     def evaluate(self) -> None:
+        """Deterministic-policy episodes; their scalars go out with the next `logger.write` of this step."""
         from lamp.evaluate import run_episodes
 
         cfg = self.cfg
@@ -342,10 +413,11 @@ class Run:
         if results["frames"]:
             self.logger.video("eval/rollout", results["frames"][0], self.progress.env_steps)
         self.progress.last_eval = self.progress.env_steps
-        self.logger.write(self.progress.env_steps)
 
     # ------------------------------------------------------------------------------------------------ main loop
     def loop(self) -> None:
+        """Collect, train, and per step at most one metrics line (so metrics.jsonl steps strictly increase), then
+        videos and checkpoints. The last step evaluates (fine-tuning), logs, films and saves, whatever the intervals."""
         cfg, progress = self.cfg, self.progress
         run = cfg.run
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -365,18 +437,26 @@ class Run:
         self.driver.reset(seed=cfg.seed + progress.env_steps)
         t_last, steps_last, updates_last = time.perf_counter(), progress.env_steps, progress.updates
         fps = {"env_fps": 0.0, "train_fps": 0.0}
+        save_seconds = run.save_minutes * 60
         with bar:
             task = bar.add_task(self.mode, total=run.steps, completed=progress.env_steps, stats="")
+            if self.mode == "finetune" and progress.last_eval < 0:
+                self.evaluate()  # the pretrained agent before any fine-tuning, at step 0
+                self.logger.write(progress.env_steps)
             while progress.env_steps < run.steps:
-                if self.mode == "finetune" and (
-                    progress.last_eval < 0 or progress.env_steps - progress.last_eval >= run.eval_every
-                ):
-                    self.evaluate()
+                if self.stop_signal is not None:
+                    raise Interrupted(self.stop_signal, graceful=True)
                 prefill = progress.env_steps < run.prefill
                 n = self.driver.step(self.policy(prefill))
                 progress.env_steps += n
                 self.train(n)
-                if progress.env_steps - progress.last_log >= run.log_every:
+                last = progress.env_steps >= run.steps
+                evaluate = self.mode == "finetune" and (
+                    last or progress.env_steps - progress.last_eval >= run.eval_every
+                )
+                if evaluate:
+                    self.evaluate()
+                if evaluate or last or progress.env_steps - progress.last_log >= run.log_every:
                     now = time.perf_counter()
                     dt = max(now - t_last, 1e-9)
                     fps = {
@@ -386,9 +466,13 @@ class Run:
                     t_last, steps_last, updates_last = now, progress.env_steps, progress.updates
                     self.write_metrics(fps)
                     progress.last_log = progress.env_steps
-                if progress.env_steps - progress.last_video >= run.video_every:
+                if last or progress.env_steps - progress.last_video >= run.video_every:
                     self.write_videos()
-                if progress.env_steps - progress.last_save >= run.save_every:
+                if (
+                    last
+                    or progress.env_steps - progress.last_save >= run.save_every
+                    or (save_seconds > 0 and monotonic() - self.last_save_time >= save_seconds)
+                ):
                     self.save()
                 success = "" if math.isnan(progress.eval_success) else f" eval {progress.eval_success:.0%}"
                 ratio = getattr(self, "intr_extr_ratio", None)  # which reward stream drives behaviour (std ratio)
@@ -400,10 +484,8 @@ class Run:
                         f"ep {progress.episodes:,} | env {fps['env_fps']:.0f}/s | upd {fps['train_fps']:.1f}/s{success}"
                     ),
                 )
-        if self.mode == "finetune":
-            self.evaluate()
-        self.write_videos()
-        self.save()
+        if progress.last_save != progress.env_steps:  # e.g. resumed at the last step, killed before done.json
+            self.save()
         done = {
             "env_steps": progress.env_steps,
             "episodes": progress.episodes,
@@ -419,30 +501,53 @@ class Run:
                 envs.close()
         logger = getattr(self, "logger", None)
         if logger is not None:
-            logger.close()
+            with contextlib.suppress(OSError):  # a full disk must not hide the real error behind a second one
+                logger.close()
+        self.lock.release()
+
+    def on_signal(self, signum: int, frame: Any) -> None:
+        """SIGINT/SIGTERM: inside the loop the first one asks for a stop after the current step; otherwise stop now."""
+        if self.in_loop and self.stop_signal is None:
+            self.stop_signal = signum
+            self.log(f"{signal.Signals(signum).name}: stopping after this step and saving a checkpoint ...")
+            return
+        raise Interrupted(signum)
+
+    @contextlib.contextmanager
+    def signals(self):
+        """Route SIGINT and SIGTERM to `on_signal` while the run executes (main thread only; others keep Python's)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {sig: signal.signal(sig, self.on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
     def execute(self) -> dict[str, Any]:
-        """validate -> set up -> loop; Ctrl-C saves a checkpoint. Returns where the outputs are."""
-        self.validate()
-        try:
-            self.setup()
-            if (self.logdir / DONE_FILE).is_file() and self.progress.env_steps >= self.cfg.run.steps:
-                self.log(f"{self.logdir} is already finished ({self.progress.env_steps:,} steps); nothing to do")
-            else:
-                try:
-                    self.loop()
-                except KeyboardInterrupt:
-                    self.save()
-                    self.log(
-                        f"interrupted at env step {self.progress.env_steps:,}: checkpoint saved to "
-                        f"{self.ckpt_path}; re-run the same command to resume"
-                    )
-                    raise
-                except TrainingStopped:
-                    self.save()  # bad updates were never applied, so the saved weights are the last good ones
-                    raise
-        finally:
-            self.close()
+        """validate -> set up -> loop. Ctrl-C and SIGTERM save a checkpoint (Interrupted); a full disk is DiskFull."""
+        with self.signals():
+            try:
+                self.validate()
+                self.setup()
+                if (self.logdir / DONE_FILE).is_file() and self.progress.env_steps >= self.cfg.run.steps:
+                    self.log(f"{self.logdir} is already finished ({self.progress.env_steps:,} steps); nothing to do")
+                else:
+                    self.run_loop()
+            except OSError as e:
+                if e.errno in (errno.ENOSPC, errno.EDQUOT) or self.disk_is_full():
+                    raise self.disk_full(e) from None
+                raise
+            except (UsageError, KeyboardInterrupt, TrainingStopped):
+                raise
+            except Exception as e:
+                if self.disk_is_full():  # some writers (ffmpeg, torch's zip writer) report ENOSPC their own way
+                    raise self.disk_full(e) from None
+                raise
+            finally:
+                self.close()
         videos = sorted((self.logdir / "videos").glob("*.mp4"))
         return {
             "logdir": self.logdir,
@@ -450,6 +555,43 @@ class Run:
             "videos": videos,
             "metrics": self.logdir / "metrics.jsonl",
         }
+
+    def run_loop(self) -> None:
+        """The loop, with its stops: a first Ctrl-C/SIGTERM (graceful) and NaN losses save; a second signal does not."""
+        self.in_loop = True
+        try:
+            self.loop()
+        except KeyboardInterrupt as e:
+            self.in_loop = False  # from here a signal stops at once, even in the middle of this save
+            if isinstance(e, Interrupted) and not e.graceful:
+                self.log(f"stopped at once, without a checkpoint of this moment; the last one is {self.ckpt_path}")
+                raise
+            if self.progress.last_save != self.progress.env_steps:
+                self.save()  # a plain KeyboardInterrupt (no handler installed) keeps the old behaviour: save anyway
+            self.log(
+                f"interrupted at env step {self.progress.env_steps:,}: checkpoint saved to "
+                f"{self.ckpt_path}; re-run the same command to resume"
+            )
+            raise
+        except TrainingStopped:
+            self.in_loop = False
+            self.save()  # bad updates were never applied, so the saved weights are the last good ones
+            raise
+        finally:
+            self.in_loop = False
+
+    def disk_is_full(self) -> bool:
+        with contextlib.suppress(OSError):
+            return shutil.disk_usage(self.logdir).free < LOW_DISK_BYTES
+        return False
+
+    def disk_full(self, error: BaseException) -> DiskFull:
+        detail = (str(error).strip().splitlines() or [error.__class__.__name__])[0][:200]
+        last = f"the last good checkpoint is {self.ckpt_path}" if self.ckpt_path.is_file() else "no checkpoint yet"
+        return DiskFull(
+            f"the disk of {self.logdir} is full ({detail}); {last}; free some space and re-run the same command "
+            "to resume"
+        )
 
 
 # ---------------------------------------------------------------------------------------------------- helpers
@@ -476,7 +618,8 @@ def check_source(source: str | Path) -> Path:
     path = Path(source).expanduser()
     if not path.is_dir():
         raise UsageError(f"--from '{path}' is not a folder; pass the --logdir of a lamp pretrain run")
-    if not (path / "config.yaml").is_file() or not (path / CHECKPOINT).is_file():
+    has_ckpt = (path / CHECKPOINT).is_file() or (path / PREVIOUS).is_file()
+    if not (path / "config.yaml").is_file() or not has_ckpt:
         raise UsageError(
             f"--from '{path}' is not a lamp run (needs config.yaml and {CHECKPOINT}); "
             "pass the --logdir of a lamp pretrain run"
@@ -484,11 +627,18 @@ def check_source(source: str | Path) -> Path:
     return path
 
 
-def check_architecture(path: Path, cfg: DictConfig, fix: str) -> None:
+def source_checkpoint(source: str | Path, log: Any = print) -> tuple[Path, dict[str, Any]]:
+    """The fine-tuning source's newest readable checkpoint (previous.pt, with a warning, if latest.pt is broken)."""
+    found = find_checkpoint(check_source(source), log)
+    assert found is not None  # check_source saw one of the two files
+    return found
+
+
+def check_architecture(path: Path, cfg: DictConfig, fix: str, ckpt: dict[str, Any] | None = None) -> None:
     """Refuse (one line, before anything is written) a checkpoint whose agent architecture differs from cfg.agent."""
     from lamp.agent.agent import ARCH_KEYS
 
-    saved = torch.load(path, map_location="cpu", weights_only=True)["agent"]["config"]
+    saved = (ckpt if ckpt is not None else read_checkpoint(path))["agent"].get("config", {})
     diff = [
         f"agent.{k}: checkpoint {saved.get(k)!r} vs config {cfg.agent[k]!r}"
         for k in ARCH_KEYS
@@ -498,9 +648,9 @@ def check_architecture(path: Path, cfg: DictConfig, fix: str) -> None:
         raise UsageError(f"checkpoint {path} was trained with another architecture ({'; '.join(diff[:3])}); {fix}")
 
 
-def check_language(path: Path, has_scorer: bool) -> None:
+def check_language(path: Path, has_scorer: bool, ckpt: dict[str, Any] | None = None) -> None:
     """A pretrained agent without a `lang` input (scorer.kind none) must be fine-tuned without a scorer, and back."""
-    had_lang = "lang" in torch.load(path, map_location="cpu", weights_only=True)["agent"]["obs_space"]
+    had_lang = "lang" in (ckpt if ckpt is not None else read_checkpoint(path))["agent"]["obs_space"]
     if had_lang and not has_scorer:
         raise UsageError(f"{path} was pretrained with language (a scorer); fine-tune it with its scorer, not none")
     if not had_lang and has_scorer:
@@ -516,7 +666,7 @@ def _plain(value: Any) -> Any:
 
 def load_pretrained(agent: Any, path: Path) -> None:
     """Copy a pretrained agent's weights; the ensemble (and its normalisers) may be absent on either side."""
-    ckpt = torch.load(path, map_location=agent.device, weights_only=True)
+    ckpt = read_checkpoint(path, map_location=agent.device)
     theirs = ckpt["agent"]["model"]
     ours = agent.state_dict()
     optional = ("explorer.", "intr_norm.", "extr_norm.")

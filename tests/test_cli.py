@@ -46,6 +46,11 @@ def test_split_configs_accepts_dreamer_style_lists() -> None:
         (["--config-file", "/no/such/file.yaml"], "error: config file '/no/such/file.yaml' does not exist"),
         (["--agent.expl.blend", "sum"], "error: agent.expl.blend is 'sum'; valid: lamp, per_stream"),
         (["--scorer.image_size", "100"], "error: scorer.image_size 100 must be a whole multiple of env.size 64"),
+        # issue 12's battery: these ran (or crashed after writing LOGDIR) before the range checks
+        (["--run.steps", "-5"], "error: config key 'run.steps' must be an integer ≥ 1 but the command line gives -5"),
+        (["--agent.batch_size", "0"], "error: config key 'agent.batch_size' must be an integer ≥ 1 but"),
+        (["--agent.units", "0"], "error: config key 'agent.units' must be an integer ≥ 1 but the command line gives 0"),
+        (["--agent.model_lr", "-1e-4"], "error: config key 'agent.model_lr' must be a number > 0 but"),
     ],
 )
 def test_pretrain_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path: Path, args: list[str], message: str):
@@ -105,3 +110,76 @@ def test_pretrain_prints_the_config_and_checks_the_task(tmp_path: Path) -> None:
 def test_version() -> None:
     result = run(["--version"])
     assert result.exit_code == 0 and result.output.startswith("lamp ")
+
+
+def one_error(result) -> str:
+    """The single `error:` line of a refused command (and no traceback)."""
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.output
+    assert "Traceback" not in result.output and not isinstance(result.exception, AssertionError | OSError)
+    return errors[0]
+
+
+def test_device_this_machine_lacks_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    result = run(["pretrain", "--configs", "smoke", "--device", "cuda", "--logdir", str(tmp_path / "run")])
+    assert result.exit_code == 2
+    assert one_error(result) == (
+        "error: device is 'cuda' but this machine has no such device (this torch has no CUDA); available here: cpu"
+    )
+    assert not (tmp_path / "run").exists()
+
+
+def test_logdir_that_is_a_file_or_under_an_unwritable_parent(tmp_path: Path) -> None:
+    afile = tmp_path / "taken"
+    afile.write_text("not a folder")
+    result = run(["pretrain", "--configs", "smoke", "--logdir", str(afile)])
+    assert result.exit_code == 2
+    assert one_error(result) == f"error: --logdir '{afile}' is a file, not a folder; choose another --logdir"
+    assert afile.read_text() == "not a folder"
+    result = run(["pretrain", "--configs", "smoke", "--logdir", "/proc/lamp-test/run"])
+    assert result.exit_code == 2
+    assert "error: --logdir '/proc/lamp-test/run' is not writable (its nearest existing parent is '/proc')" in (
+        one_error(result)
+    )
+
+
+def test_prompt_file_that_is_not_utf8(tmp_path: Path) -> None:
+    style = tmp_path / "latin1.yaml"
+    style.write_bytes("templates: ['pick up the {noun}']\nnouns: {mug: [caf\u00e9 mug]}\n".encode("latin-1"))
+    offset = style.read_bytes().index(b"\xe9")
+    result = run(["pretrain", "--configs", "smoke", "--prompts", str(style), "--logdir", str(tmp_path / "run")])
+    assert result.exit_code == 2
+    assert one_error(result) == (
+        f"error: prompt file '{style}' is not UTF-8 (byte 0xe9 at offset {offset}); save it as UTF-8"
+    )
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"pretrain_steps": -5}, "'pretrain_steps' must be an integer ≥ 1, got -5"),
+        ({"seeds": [0, "one"]}, "'seeds' must be an integer ≥ 0, got 'one'"),
+        ({"eval_every": 0}, "'eval_every' must be an integer ≥ 1, got 0"),
+        (
+            {"flags": ["--agent.batch_size", "0"]},
+            "config key 'agent.batch_size' must be an integer ≥ 1 but the command line gives 0",
+        ),
+    ],
+)
+def test_ablation_file_numbers_are_checked_before_any_run(tmp_path: Path, change: dict, message: str) -> None:
+    import json
+
+    spec = {"styles": ["similar"], "seeds": [0], "tasks": ["push_button"], "configs": ["smoke"]}
+    spec.update({"pretrain_steps": 60, "finetune_steps": 60, **change})
+    path = tmp_path / "ablation.yaml"
+    path.write_text(json.dumps(spec))
+    result = run(["ablate", str(path), "--logdir", str(tmp_path / "grid")])
+    assert result.exit_code == 2
+    line = one_error(result)
+    assert line.startswith(f"error: ablation file '{path}': ") and message in line
+    assert not (tmp_path / "grid").exists()

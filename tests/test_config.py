@@ -101,3 +101,89 @@ def test_save_config_round_trips(tmp_path: Path) -> None:
     assert not [p for p in path.parent.iterdir() if p.name.endswith(".tmp.yaml")]  # no temp file left behind
     with pytest.raises(UsageError, match=r"has no config.yaml; is it a lamp run directory\?"):
         C.load_saved_config(tmp_path / "elsewhere")
+
+
+def _bad_values(key: str) -> list[float]:
+    """Values just outside a key's range (as the key's own type), e.g. 0 for 'integer ≥ 1', 1 for '[0, 1)'."""
+    allowed, integer = C.RANGES[key], isinstance(C.flat_keys(C.defaults())[key], int)
+    step = 1 if integer else 0.5
+    bad = []
+    if allowed.low is not None:
+        bad.append(allowed.low if allowed.low_open else allowed.low - step)
+    if allowed.high is not None:
+        bad.append(allowed.high if allowed.high_open else allowed.high + step)
+    if allowed.pow2:
+        bad.append(100)
+    return [int(v) if integer else float(v) for v in bad]
+
+
+def test_every_numeric_key_has_a_range_and_its_default_is_in_it() -> None:
+    # A new numeric key in lamp/configs.yaml fails here until it gets a RANGES entry in lamp/config.py.
+    numeric = {k: v for k, v in C.flat_keys(C.defaults()).items() if C.is_numeric(v)}
+    assert sorted(set(numeric) - set(C.RANGES)) == [], "numeric config keys without a RANGES entry"
+    assert sorted(set(C.RANGES) - set(numeric)) == [], "RANGES entries that are not numeric keys of defaults"
+    for key, value in numeric.items():
+        assert value in C.RANGES[key], (key, value)
+        assert _bad_values(key), key  # every range rules something out
+
+
+@pytest.mark.parametrize("key", sorted(C.RANGES))
+def test_each_range_refuses_a_bad_value_with_one_line(key: str) -> None:
+    for bad in _bad_values(key):
+        with pytest.raises(UsageError) as info:
+            C.build_config(["smoke"], flags=[f"--{key}", str(bad)])
+        message = str(info.value)
+        assert message.startswith(f"config key '{key}' must be ") and f"the command line gives {bad!r}" in message
+        assert "\n" not in message
+
+
+def test_range_errors_name_the_file_and_nan_is_refused(tmp_path: Path) -> None:
+    f = tmp_path / "mine.yaml"
+    f.write_text("agent:\n  model_lr: -1.0e-4\n")
+    with pytest.raises(UsageError, match=r"'agent.model_lr' must be a number > 0 but file '.*mine.yaml' gives -0.0001"):
+        C.build_config(config_file=f)
+    with pytest.raises(UsageError, match=r"'agent.discount' must be a number in \(0, 1\]"):
+        C.build_config(flags=["--agent.discount", ".nan"])
+    with pytest.raises(UsageError, match=r"'env.size' must be a power of two in \[8, 1024\] but .* gives 100"):
+        C.build_config(flags=["--env.size", "100"])
+    assert C.build_config(flags=["--env.size", "128", "--run.save_minutes", "0"]).env.size == 128
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--agent.min_std", "2.0"], "'agent.min_std' (2.0) must be at most 'agent.max_std' (1.0)"),
+        (["--agent.retnorm_lo", "0.95"], "'agent.retnorm_lo' (0.95) must be below 'agent.retnorm_hi' (0.95)"),
+        (["--replay.capacity", "10"], "'agent.batch_length' (64) must be at most 'replay.capacity' (10)"),
+    ],
+)
+def test_ordered_keys(flags: list[str], message: str) -> None:
+    with pytest.raises(UsageError) as info:
+        C.build_config(flags=flags)
+    assert message in str(info.value)
+
+
+def test_devices_this_machine_lacks_are_one_line() -> None:
+    import torch
+
+    C.check_device("device", "cpu")
+    C.check_device("scorer.device", "auto", allow_auto=True)
+    with pytest.raises(UsageError, match=r"device 'gpu0' is not a device name; available here: cpu"):
+        C.check_device("device", "gpu0")
+    with pytest.raises(UsageError, match=r"device is 'cuda:99' but this machine has no such device.*available here"):
+        C.check_device("device", "cuda:99")
+    if not torch.cuda.is_available():
+        with pytest.raises(UsageError) as info:
+            C.check_device("device", "cuda")
+        assert str(info.value) == (
+            "device is 'cuda' but this machine has no such device (this torch has no CUDA); available here: cpu"
+        )
+
+
+def test_files_that_are_not_utf8_say_so_with_the_offset(tmp_path: Path) -> None:
+    latin1 = tmp_path / "style.yaml"
+    latin1.write_bytes("templates: ['pick up the {noun}']\nnouns: {mug: [caf\u00e9 mug]}\n".encode("latin-1"))
+    offset = latin1.read_bytes().index(b"\xe9")
+    with pytest.raises(UsageError) as info:
+        C.read_yaml_mapping(latin1, "prompt file")
+    assert str(info.value) == f"prompt file '{latin1}' is not UTF-8 (byte 0xe9 at offset {offset}); save it as UTF-8"

@@ -60,3 +60,36 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["ckpt.pt"]
     atomic_write_bytes(target, b"new")
     assert target.read_bytes() == b"new"
+
+
+def test_resume_cuts_metrics_after_the_checkpoint_step(tmp_path: Path) -> None:
+    with Logger(tmp_path) as logger:
+        for step in (10, 20, 30, 40):
+            logger.scalar("loss", step)
+            logger.write(step)
+    with (tmp_path / "metrics.jsonl").open("a") as f:
+        f.write('{"step": 50, "lo')  # a line cut by kill -9
+    with Logger(tmp_path, keep_until=20) as logger:  # resumed from a checkpoint at step 20: 30.. are done again
+        logger.scalar("loss", 0)
+        logger.write(30)
+    steps = [json.loads(line)["step"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [10, 20, 30]
+    with Logger(tmp_path, tensorboard=False, keep_until=-1):  # a restart from scratch keeps nothing
+        pass
+    assert (tmp_path / "metrics.jsonl").read_text() == ""
+    assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name]
+
+
+def test_resume_purges_later_tensorboard_events(tmp_path: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    with Logger(tmp_path) as logger:
+        for step in (10, 20, 30):
+            logger.scalar("loss", step)
+            logger.write(step)
+    with Logger(tmp_path, keep_until=10) as logger:
+        logger.scalar("loss", -20)
+        logger.write(20)
+    events = EventAccumulator(str(tmp_path), purge_orphaned_data=True)
+    events.Reload()
+    assert [(e.step, e.value) for e in events.Scalars("loss")] == [(10, 10.0), (20, -20.0)]

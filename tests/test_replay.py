@@ -123,3 +123,56 @@ def test_memory_budget_prints_and_refuses(tmp_path, capsys):
     ram_only = Replay({"capacity": 10**13, "chunk": 8}, SPACE, action_dim=2)
     with pytest.raises(UsageError, match="RAM"):
         ram_only.memory_budget(print_fn=None)
+
+
+def test_loading_a_checkpoint_pointer_drops_the_steps_written_after_it(tmp_path):
+    cfg = {"capacity": 1000, "chunk": 8, "cache_chunks": 2, "directory": str(tmp_path)}
+    replay = Replay(cfg, SPACE, action_dim=2, seed=3)
+    fill(replay, [13])
+    replay.flush()
+    state = replay.state_dict()  # the checkpoint: 13 steps
+    replay.add_episode(episode(13, 20))  # a run that went on to step 33 and was killed before its next checkpoint
+    replay.flush()
+    assert sorted(p.name for p in tmp_path.glob("chunk_*.npz"))[-1] == "chunk_00000004.npz"
+    resumed = Replay(cfg, SPACE, action_dim=2)
+    assert len(resumed) == 33
+    resumed.load_state_dict(state)
+    assert resumed.dropped == 20 and len(resumed) == 13 and resumed.end == 13
+    assert sorted(p.name for p in tmp_path.glob("chunk_*.npz")) == ["chunk_00000000.npz", "chunk_00000001.npz"]
+    with np.load(tmp_path / "chunk_00000001.npz") as chunk:
+        assert len(chunk["reward"]) == 5  # the boundary chunk is cut to the checkpoint's steps, on disk too
+    assert resumed.sample(50, 4)["state"].max() <= 12
+    resumed.add_episode(episode(13, 6))  # the resumed run appends where the checkpoint stopped
+    resumed.flush()
+    again = Replay(cfg, SPACE, action_dim=2)
+    assert len(again) == 19 and (np.diff(again.sample(10, 19)["state"][..., 0], axis=1) == 1).all()
+
+
+def test_truncate_to_zero_and_to_a_chunk_border():
+    replay = Replay({"capacity": 100, "chunk": 8}, SPACE, action_dim=2)
+    fill(replay, [20])
+    assert replay.truncate(16) == 4 and len(replay) == 16 and 2 not in replay.chunks
+    assert replay.truncate(30) == 0 and len(replay) == 16
+    assert replay.truncate(0) == 16 and len(replay) == 0 and replay.end == 0
+    fill(replay, [9])
+    assert len(replay) == 9 and (replay.sample(4, 9)["state"][..., 0] == np.arange(9)).all()
+
+
+def test_storage_budget_counts_only_the_steps_a_run_can_store(tmp_path, monkeypatch):
+    import collections
+    import shutil
+
+    from lamp.agent.replay import step_spec, storage_budget
+
+    spec = step_spec(SPACE, 2)
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 0, 100 * 211))
+    cfg = {"capacity": 10**6, "chunk": 8, "directory": str(tmp_path / "not" / "yet")}
+    lines: list[str] = []
+    budget = storage_budget(spec, cfg, steps=100, print_fn=lines.append)  # min(capacity, steps) = 100 steps fit
+    assert budget["replay_bytes"] == 100 * 211 and "(min of replay.capacity 1,000,000 and run.steps 100)" in lines[0]
+    assert not (tmp_path / "not").exists()  # checked without creating anything
+    with pytest.raises(UsageError, match=r"replay needs .* GiB disk in .* but .* GiB is free"):
+        storage_budget(spec, cfg, steps=101, print_fn=None)
+    with pytest.raises(UsageError, match="GiB disk"):  # the two checkpoints count too
+        storage_budget(spec, cfg, steps=100, model_bytes=1, print_fn=None)

@@ -1,5 +1,6 @@
-"""End to end on the embedded simulator with tiny sizes: pretrain -> checkpoint -> finetune -> eval, resume,
-and the ablation grid; plus every bad-input case of the workflow commands (one line, exit 2, nothing written)."""
+"""End to end on the embedded simulator with tiny sizes: pretrain -> checkpoint -> finetune -> eval, resume, broken
+checkpoints and full disks; plus every bad-input case of the workflow commands (one line, exit 2, nothing written).
+The ablation grid runs end to end in tests/test_ray.py (through Ray, then resumed locally)."""
 
 from __future__ import annotations
 
@@ -64,16 +65,37 @@ def test_pretrain_writes_the_run_directory(pretrained: Path) -> None:
     assert ckpt["agent"]["explorer"] is True  # pretraining trains the Plan2Explore ensemble
 
 
+def metric_steps(run_dir: Path) -> list[int]:
+    return [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
 @pytest.mark.slow
-def test_rerun_resumes_and_continues(pretrained: Path, tmp_path: Path) -> None:
+def test_rerun_resumes_and_continues(pretrained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import shutil
+
+    from lamp.train import Run
 
     copy = tmp_path / "pre"
     shutil.copytree(pretrained, copy)
+    leftovers = [
+        copy / "videos" / ".episode_reward_curve_000000150.k2j3h4l5.tmp.mp4",
+        copy / ".config.ab12cd34.tmp.yaml",
+    ]
+    for path in leftovers:  # what a kill -9 in the middle of a video or config write leaves
+        path.write_bytes(b"half")
+    with (copy / "metrics.jsonl").open("a") as f:  # lines of steps after the checkpoint (a run killed later)
+        f.write('{"step": 150, "train/loss/model": 1.0}\n{"step": 180, "tr')
+    saves: list[int] = []
+    original_save = Run.save
+    monkeypatch.setattr(Run, "save", lambda self: (saves.append(self.progress.env_steps), original_save(self)))
     result = lamp(["pretrain", "--configs", "smoke", "--logdir", str(copy), "--run.steps", "180", *FAST])
     assert result.exit_code == 0, result.output
     assert "resumed from" in result.output and "at env step 120" in result.output
     assert json.loads((copy / "done.json").read_text())["env_steps"] == 180
+    assert saves == [180]  # save_every 60: no extra save right after the resume (a stale last_save did one at 121)
+    assert not any(path.exists() for path in leftovers) and "removed 2 temp file(s)" in result.output
+    steps = metric_steps(copy)
+    assert steps == sorted(set(steps)) and steps[-1] == 180  # the lines after step 120 were cut, then re-done
     again = lamp(["pretrain", "--configs", "smoke", "--logdir", str(copy), "--run.steps", "180", *FAST])
     assert again.exit_code == 0 and "already finished" in again.output
 
@@ -101,7 +123,9 @@ def test_finetune_and_eval(pretrained: Path, tmp_path: Path) -> None:
     assert source["source"] == str(pretrained.resolve()) and source["source_env_steps"] == 120
     assert len(source["config_hash"]) == 12 and source["freeze"] == ["critic_hidden"]
     evals = [json.loads(x) for x in (ft / "metrics.jsonl").read_text().splitlines() if "eval/success" in x]
-    assert [e["step"] for e in evals][:2] == [0, 30] and all(0 <= e["eval/success"] <= 1 for e in evals)
+    assert [e["step"] for e in evals] == [0, 30, 60] and all(0 <= e["eval/success"] <= 1 for e in evals)
+    steps = metric_steps(ft)
+    assert steps == sorted(set(steps))  # one line per step: evaluations share the line of their step
     ckpt = torch.load(ft / "checkpoints/latest.pt", weights_only=True)
     assert ckpt["agent"]["explorer"] is False  # intr_scale 0: the ensemble is not even built
     model = ckpt["agent"]["model"]
@@ -238,38 +262,6 @@ def test_linear_probe_survives_resume(pretrained: Path, tmp_path: Path, how: str
 
 
 @pytest.mark.slow
-def test_ablation_grid_and_resume(tmp_path: Path) -> None:
-    spec = {
-        "styles": ["similar", "shakespeare"],
-        "seeds": [0],
-        "tasks": ["push_button"],
-        "configs": ["smoke"],
-        "pretrain_steps": 60,
-        "finetune_steps": 60,
-        "eval_every": 30,
-        "budgets": [30, 60],
-        "flags": ["--env.episode_length", "30", "--run.prefill", "30", "--run.eval_episodes", "1"],
-    }
-    path = tmp_path / "ablation.yaml"
-    path.write_text(json.dumps(spec))
-    grid = tmp_path / "grid"
-    cmd = [sys.executable, "-m", "lamp.cli", "ablate", str(path), "--logdir", str(grid)]
-    first = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
-    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
-    assert (grid / "summary.csv").is_file() and (grid / "summary.md").is_file()
-    assert (grid / "curves.png").read_bytes()[:4] == b"\x89PNG"
-    rows = (grid / "summary.csv").read_text().splitlines()
-    assert rows[0] == "arm,seed,task,budget,success" and len(rows) == 1 + 2 * 2
-    assert "| similar |" in (grid / "summary.md").read_text()
-    done = grid / "shakespeare" / "seed0" / "push_button" / "done.json"
-    done.unlink()  # as if the last fine-tuning run had been interrupted
-    second = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
-    assert second.returncode == 0, second.stderr[-2000:]
-    assert done.is_file()
-    assert second.stdout.count("resumed from") == 1  # only the unfinished run ran again, and it resumed
-
-
-@pytest.mark.slow
 def test_paper_arms_end_to_end_at_smoke_size(tmp_path: Path) -> None:
     """prompts/paper.yaml (lamp, p2e, scratch) with smoke budgets: every arm runs and reaches the summary."""
     import yaml
@@ -374,3 +366,134 @@ def test_nan_losses_stop_training_with_one_line(pretrained: Path, tmp_path: Path
     errors = [line for line in result.output.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "loss model was NaN/inf for 3 steps in a row" in errors[0]
     assert (copy / "checkpoints/latest.pt").stat().st_mtime_ns > before  # the last good state was saved
+
+
+def damage(path: Path, how: str) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2] if how == "cut" else bytes(len(data)))
+
+
+@pytest.mark.slow
+def test_broken_checkpoint_is_one_line_then_previous_is_used(pretrained: Path, tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "pre"
+    shutil.copytree(pretrained, copy)
+    assert torch.load(copy / "checkpoints/previous.pt", weights_only=True)["extra"]["progress"]["env_steps"] == 60
+    latest = copy / "checkpoints/latest.pt"
+    good = latest.read_bytes()
+    previous = (copy / "checkpoints/previous.pt").read_bytes()
+    (copy / "checkpoints/previous.pt").unlink()
+    commands = {
+        "resume": ["pretrain", "--configs", "smoke", "--logdir", str(copy), "--run.steps", "180", *FAST],
+        "finetune": [*finetune_args(copy, str(tmp_path / "ft")), "--run.steps", "30"],
+        "eval": ["eval", "--checkpoint", str(copy), "--task", "push_button", "--episodes", "1"],
+    }
+    for how in ("cut", "zeros"):  # cut in half (a copy that stopped) and zero-filled (a crash before the data landed)
+        latest.write_bytes(good)
+        damage(latest, how)
+        before = sorted((p.name, p.stat().st_mtime_ns) for p in copy.rglob("*"))
+        for name, args in commands.items():
+            result = lamp(args)
+            assert result.exit_code == 2, (how, name, result.output)
+            errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+            assert len(errors) == 1, (how, name, result.output)
+            assert errors[0].startswith(f"error: checkpoint {latest} cannot be read (cut short or corrupt"), errors
+            assert "there is no checkpoints/previous.pt to fall back to" in errors[0] and "new --logdir" in errors[0]
+        assert sorted((p.name, p.stat().st_mtime_ns) for p in copy.rglob("*")) == before  # nothing was written
+        assert not (tmp_path / "ft").exists()
+    (copy / "checkpoints/previous.pt").write_bytes(previous)
+    result = lamp(commands["eval"])
+    assert result.exit_code == 0 and f"using {copy / 'checkpoints/previous.pt'} instead" in result.output
+    result = lamp(commands["resume"])
+    assert result.exit_code == 0, result.output
+    assert "WARNING: checkpoint" in result.output and "resumed from" in result.output
+    assert "at env step 60" in result.output and (copy / "checkpoints/latest.unreadable.pt").is_file()
+    assert json.loads((copy / "done.json").read_text())["env_steps"] == 180
+    steps = metric_steps(copy)
+    assert steps == sorted(set(steps))
+
+
+def test_disk_check_counts_the_runs_own_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import collections
+    import shutil
+
+    from lamp.train import Run
+
+    real = shutil.disk_usage
+    free = {"bytes": 200 * 2**20}
+
+    def small_disk(path):
+        return collections.namedtuple("usage", "total used free")(real(path).total, 0, free["bytes"])
+
+    monkeypatch.setattr(shutil, "disk_usage", small_disk)
+    monkeypatch.setattr(Run, "run_loop", lambda self: None)  # the check is all this test needs of the run
+    # default replay.capacity is 1M steps (11.7 GiB), but a 1,000-step smoke run stores at most 1,000 (12 MiB)
+    result = lamp(["pretrain", "--configs", "smoke", "--logdir", str(tmp_path / "ok")])
+    assert result.exit_code == 0, result.output
+    assert "× 1,000 steps (min of replay.capacity 1,000,000 and run.steps 1,000)" in result.output
+    free["bytes"] = 2**20
+    result = lamp(["pretrain", "--configs", "smoke", "--logdir", str(tmp_path / "full")])
+    assert result.exit_code == 2
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "error: replay needs 0.0 GiB disk in" in errors[0] and "GiB is free" in errors[0]
+    assert not (tmp_path / "full").exists()  # refused before config.yaml or a TensorBoard file was written
+
+
+@pytest.mark.slow
+def test_disk_full_at_the_final_save_is_one_line_and_keeps_the_checkpoint(
+    pretrained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+    import shutil
+
+    from lamp.agent import agent as agent_module
+
+    copy = tmp_path / "pre"
+    shutil.copytree(pretrained, copy)
+
+    real_save = torch.save
+
+    def full_disk(obj, f):
+        if not hasattr(f, "write"):  # other writers (the tiny scorer's cache) are not the agent's checkpoint
+            return real_save(obj, f)
+        f.write(b"PK\x03\x04 half a checkpoint")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(agent_module.torch, "save", full_disk)
+    result = lamp(["pretrain", "--configs", "smoke", "--logdir", str(copy), "--run.steps", "180", *FAST])
+    assert result.exit_code == 1, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.output
+    assert f"error: the disk of {copy} is full ([Errno 28] No space left on device)" in errors[0]
+    assert f"the last good checkpoint is {copy / 'checkpoints/latest.pt'}" in errors[0] and "re-run" in errors[0]
+    monkeypatch.undo()
+    ckpt = torch.load(copy / "checkpoints/latest.pt", weights_only=True)
+    assert ckpt["extra"]["progress"]["env_steps"] == 120  # the last good checkpoint, intact
+    assert not [p for p in copy.rglob("*") if ".tmp" in p.name]
+    assert json.loads((copy / "done.json").read_text())["env_steps"] == 120  # not marked finished
+
+
+@pytest.mark.slow
+def test_time_based_checkpoints(pretrained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    from lamp.train import Run
+
+    copy = tmp_path / "pre"
+    shutil.copytree(pretrained, copy)
+    clock = {"now": 0.0}
+    monkeypatch.setattr("lamp.train.monotonic", lambda: clock["now"])
+    saves: list[int] = []
+    original_save, original_train = Run.save, Run.train
+    monkeypatch.setattr(Run, "save", lambda self: (saves.append(self.progress.env_steps), original_save(self)))
+
+    def train(self, n: int) -> None:
+        clock["now"] += 10.0 if self.progress.env_steps in (130, 140) else 0.0  # two slow steps of 10 s
+        original_train(self, n)
+
+    monkeypatch.setattr(Run, "train", train)
+    args = ["pretrain", "--configs", "smoke", "--logdir", str(copy), "--run.steps", "150", *FAST]
+    result = lamp([*args, "--run.save_every", "1000", "--run.save_minutes", str(15 / 60)])
+    assert result.exit_code == 0, result.output
+    assert saves == [140, 150]  # 20 s since the resume passed 15 s at step 140; then the final save

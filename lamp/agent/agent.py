@@ -341,9 +341,10 @@ class Agent(nn.Module):
 
 
 def save_atomic(obj: Any, path: str | Path) -> None:
-    """torch.save to a temp file in the target folder, fsync, then rename over `path`."""
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    """torch.save to a temp file in the target folder, fsync, then rename over `path`. Through a file object, so a
+    full disk is an OSError (ENOSPC) rather than torch's zip-writer RuntimeError."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(obj, f)
 
 
 def _numpy_state_to_torch(state: tuple) -> list:

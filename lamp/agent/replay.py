@@ -4,7 +4,8 @@ Step t holds o_t, the action chosen at o_t, and reward/is_first/is_last/is_termi
 buffered per worker until they finish, so a `relabel` hook (the scorer) can rewrite their rewards before insertion.
 Sampling draws uniform windows of `length` consecutive steps, which may cross episode boundaries (is_first marks them).
 Only `cache_chunks` chunks stay in RAM; older ones are reloaded from disk on demand. Capacity is counted in steps and
-enforced by dropping whole oldest chunks.
+enforced by dropping whole oldest chunks. Loading a checkpoint's pointer drops the steps written after that checkpoint,
+so replay and checkpoint always agree on a resume.
 """
 
 from __future__ import annotations
@@ -40,6 +41,62 @@ def step_spec(obs_space: dict[str, tuple[int, ...]], action_dim: int) -> dict[st
 
 def bytes_per_step(spec: dict[str, tuple[tuple[int, ...], np.dtype]]) -> int:
     return int(sum(int(np.prod(shape, dtype=np.int64)) * dtype.itemsize for shape, dtype in spec.values()))
+
+
+def _chunk_bytes(directory: Path | None) -> int:
+    if directory is None or not directory.is_dir():
+        return 0
+    return sum(p.stat().st_size for p in directory.glob("chunk_*.npz"))
+
+
+def storage_budget(
+    spec: dict[str, tuple[tuple[int, ...], np.dtype]],
+    config: Any,
+    model_bytes: int = 0,
+    steps: int | None = None,
+    print_fn: Callable[[str], None] | None = print,
+    used: int | None = None,
+) -> dict[str, int]:
+    """RAM and disk a replay will need, checked against what this machine has (UsageError if it cannot), without
+    creating anything, so a run can call it before writing LOGDIR. A run stores at most min(capacity, steps) steps;
+    the disk also holds two checkpoints (latest and previous) of `model_bytes` each."""
+    import psutil
+
+    cfg = _plain(_merge(dict(REPLAY_DEFAULTS), _plain(config) or {}))
+    capacity, chunk = int(cfg.capacity), int(cfg.chunk)
+    directory = Path(cfg.directory) if cfg.directory else None
+    stored = capacity if steps is None else min(capacity, int(steps))
+    per_step = bytes_per_step(spec)
+    total = per_step * stored
+    cache_steps = max(2, int(cfg.cache_chunks)) * chunk
+    ram_steps = stored if directory is None else min(stored, cache_steps)
+    need_ram = per_step * ram_steps + model_bytes
+    budget = {"bytes_per_step": per_step, "replay_bytes": total, "ram_bytes": need_ram, "model_bytes": model_bytes}
+    if print_fn:
+        bound = "" if steps is None else f" (min of replay.capacity {capacity:,} and run.steps {int(steps):,})"
+        print_fn(
+            f"replay: {per_step} B/step × {stored:,} steps{bound} = {total / 2**30:.2f} GiB on disk; "
+            f"RAM {need_ram / 2**30:.2f} GiB (cache {ram_steps:,} steps + "
+            f"model/optimiser {model_bytes / 2**20:.1f} MiB)"
+        )
+    available = psutil.virtual_memory().available
+    if need_ram > available:
+        raise UsageError(
+            f"replay needs {need_ram / 2**30:.1f} GiB RAM but {available / 2**30:.1f} GiB is available: "
+            "lower replay.capacity or replay.cache_chunks"
+        )
+    if directory is not None:
+        existing = directory
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        free = shutil.disk_usage(existing).free + (_chunk_bytes(directory) if used is None else used)
+        need_disk = total + 2 * model_bytes
+        if need_disk > free:
+            raise UsageError(
+                f"replay needs {need_disk / 2**30:.1f} GiB disk in {directory} but {free / 2**30:.1f} GiB is free: "
+                "lower replay.capacity or choose another logdir"
+            )
+    return budget
 
 
 class Replay:
@@ -78,39 +135,16 @@ class Replay:
     def __len__(self) -> int:
         return self.end - self.start
 
-    def memory_budget(self, model_bytes: int = 0, print_fn: Callable[[str], None] | None = print) -> dict[str, int]:
-        """Print bytes per step × capacity and model size; refuse (UsageError) if RAM or disk cannot hold it."""
-        import psutil
-
-        per_step = bytes_per_step(self.spec)
-        total = per_step * self.capacity
-        ram_steps = self.capacity if self.directory is None else min(self.capacity, self.cache_chunks * self.chunk)
-        need_ram = per_step * ram_steps + model_bytes
-        budget = {"bytes_per_step": per_step, "replay_bytes": total, "ram_bytes": need_ram, "model_bytes": model_bytes}
-        if print_fn:
-            print_fn(
-                f"replay: {per_step} B/step × {self.capacity:,} steps = {total / 2**30:.2f} GiB on disk; "
-                f"RAM {need_ram / 2**30:.2f} GiB (cache {ram_steps:,} steps + "
-                f"model/optimiser {model_bytes / 2**20:.1f} MiB)"
-            )
-        available = psutil.virtual_memory().available
-        if need_ram > available:
-            raise UsageError(
-                f"replay needs {need_ram / 2**30:.1f} GiB RAM but {available / 2**30:.1f} GiB is available: "
-                "lower replay.capacity or replay.cache_chunks"
-            )
-        if self.directory is not None:
-            free = shutil.disk_usage(self.directory).free + self._disk_used()
-            if total > free:
-                raise UsageError(
-                    f"replay needs {total / 2**30:.1f} GiB disk in {self.directory} but "
-                    f"{free / 2**30:.1f} GiB is free: "
-                    "lower replay.capacity or choose another logdir"
-                )
-        return budget
+    def memory_budget(
+        self, model_bytes: int = 0, print_fn: Callable[[str], None] | None = print, steps: int | None = None
+    ) -> dict[str, int]:
+        """Print bytes per step × stored steps and model size; refuse (UsageError) if RAM or disk cannot hold it."""
+        return storage_budget(
+            self.spec, self.cfg, model_bytes=model_bytes, steps=steps, print_fn=print_fn, used=self._disk_used()
+        )
 
     def _disk_used(self) -> int:
-        return sum(p.stat().st_size for p in self.directory.glob("chunk_*.npz"))
+        return _chunk_bytes(self.directory)
 
     # ------------------------------------------------------------------------------------------------ adding
     def add(self, step: dict[str, Any], worker: int = 0) -> None:
@@ -267,6 +301,34 @@ class Replay:
         return {"end": self.end, "first_chunk": self.first_chunk, "rng": self.rng.bit_generator.state}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore the sampler and make the buffer agree with the checkpoint: steps written after it (by a run that was
+        killed later) are dropped, as the resumed run collects them again; `self.dropped` counts them."""
+        self.dropped = self.truncate(int(state["end"]))
         if state["end"] != self.end:
             warnings.warn(f"replay on disk has {self.end} steps, checkpoint expected {state['end']}", stacklevel=2)
         self.rng.bit_generator.state = state["rng"]
+
+    def truncate(self, end: int) -> int:
+        """Drop every step from global index `end` on (on disk too); returns how many steps were dropped."""
+        if end >= self.end:
+            return 0
+        dropped = self.end - end
+        keep, offset = divmod(end, self.chunk)
+        last = (self.end - 1) // self.chunk
+        for cid in range(keep + (1 if offset else 0), last + 1):
+            self.chunks.pop(cid, None)
+            if self.directory:
+                (self.directory / f"chunk_{cid:08d}.npz").unlink(missing_ok=True)
+        if offset and keep >= self.first_chunk:
+            arrays = self._get_chunk(keep) if self.directory else self.chunks[keep]
+            full = {k: np.zeros((self.chunk, *s), d) for k, (s, d) in self.spec.items()}
+            for key in self.spec:
+                full[key][:offset] = arrays[key][:offset]
+            self.chunks[keep] = full
+            self._write_chunk(keep, offset)
+        self.end = end
+        if self.first_chunk * self.chunk > end:  # capacity had evicted the steps before `end`: start empty there
+            self.first_chunk = keep
+            self.end = keep * self.chunk
+        self.pending.clear()
+        return dropped

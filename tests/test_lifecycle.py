@@ -1,0 +1,184 @@
+"""A run's life as separate processes see it: kill -9 at random moments, Ctrl-C and SIGTERM, two runs on one logdir.
+
+Every test starts real `lamp pretrain` processes on the embedded simulator at the smoke size and checks what a user
+relies on: the run finishes, metrics.jsonl steps strictly increase, checkpoint and replay agree, no worker is left.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from lamp.cli import _split_configs, app
+
+# 30-step episodes, a checkpoint every 40 steps, replay chunks of 64 steps (so kills land on both sides of a chunk)
+ARGS = [
+    "pretrain",
+    "--configs",
+    "smoke",
+    "--env.episode_length",
+    "30",
+    "--run.prefill",
+    "40",
+    "--run.log_every",
+    "20",
+    "--run.save_every",
+    "40",
+    "--run.video_every",
+    "100",
+    "--replay.chunk",
+    "64",
+]
+
+
+def start(logdir: Path, steps: int, log: Path) -> subprocess.Popen:
+    """`lamp pretrain` in its own session (a process group, as a terminal or a scheduler would run it)."""
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "lamp.cli", *ARGS, "--logdir", str(logdir), "--run.steps", str(steps)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def wait_for(condition, proc: subprocess.Popen, log: Path, timeout: float = 240.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert proc.poll() is None, f"run exited early ({proc.returncode}):\n{log.read_text()[-3000:]}"
+        assert time.monotonic() < deadline, f"timed out:\n{log.read_text()[-3000:]}"
+        time.sleep(0.2)
+
+
+def checkpoint_step(logdir: Path) -> int:
+    path = logdir / "checkpoints/latest.pt"
+    if not path.is_file():
+        return -1
+    return int(torch.load(path, weights_only=True)["extra"]["progress"]["env_steps"])
+
+
+def metric_steps(logdir: Path) -> list[int]:
+    path = logdir / "metrics.jsonl"
+    return [json.loads(line)["step"] for line in path.read_text().splitlines()] if path.is_file() else []
+
+
+def children(proc: subprocess.Popen) -> list[psutil.Process]:
+    return psutil.Process(proc.pid).children(recursive=True)
+
+
+def assert_gone(procs: list[psutil.Process]) -> None:
+    _, alive = psutil.wait_procs(procs, timeout=20)
+    assert not alive, f"processes left behind: {[p.pid for p in alive]}"
+
+
+def assert_replay_agrees(logdir: Path) -> dict:
+    """The checkpoint's replay pointer matches the chunks on disk exactly; returns the checkpoint's extra."""
+    extra = torch.load(logdir / "checkpoints/latest.pt", weights_only=True)["extra"]
+    end, first, chunk = extra["replay"]["end"], extra["replay"]["first_chunk"], 64
+    lengths = {}
+    for path in sorted((logdir / "replay").glob("chunk_*.npz")):
+        with np.load(path) as data:
+            lengths[int(path.stem.split("_")[1])] = len(data["reward"])
+    expected = {cid: min(chunk, end - cid * chunk) for cid in range(first, -(-end // chunk))}
+    assert lengths == expected, (end, lengths)
+    assert end <= extra["progress"]["env_steps"]  # steps of unfinished episodes are never stored
+    return extra
+
+
+@pytest.mark.slow
+def test_kill_9_at_random_moments_then_resume_finishes_cleanly(tmp_path: Path) -> None:
+    logdir, log, steps = tmp_path / "run", tmp_path / "run.log", 240
+    seed = random.SystemRandom().randrange(2**32)
+    rng = random.Random(seed)
+    for _ in range(3):
+        begin = max(checkpoint_step(logdir), 0)
+        proc = start(logdir, steps, log)
+        wait_for(lambda b=begin: checkpoint_step(logdir) > b, proc, log)  # a checkpoint of this attempt exists
+        time.sleep(rng.uniform(0.0, 4.0))
+        workers = children(proc)
+        if proc.poll() is not None:
+            break  # finished before the kill: nothing left to interrupt
+        proc.send_signal(signal.SIGKILL)  # only the main process, like the OOM killer: workers must notice alone
+        assert proc.wait(timeout=30) == -signal.SIGKILL
+        assert_gone(workers)
+    proc = start(logdir, steps, log)
+    assert proc.wait(timeout=600) == 0, log.read_text()[-3000:]
+    output = log.read_text()
+    assert "Traceback" not in output, (seed, output[-3000:])
+    assert output.count("taking over the lock of a run that is gone") >= 1, seed
+    assert json.loads((logdir / "done.json").read_text())["env_steps"] == steps
+    metric = metric_steps(logdir)
+    assert metric == sorted(set(metric)) and metric[-1] == steps, (seed, metric)  # no step twice, none re-appended
+    extra = assert_replay_agrees(logdir)
+    assert extra["progress"]["env_steps"] == extra["progress"]["last_save"] == steps
+    assert not [p for p in logdir.rglob("*") if ".tmp" in p.name], seed
+    assert (logdir / "lock").read_text() == ""
+    result = CliRunner().invoke(
+        app, _split_configs(["eval", "--checkpoint", str(logdir), "--task", "push_button", "--episodes", "1"])
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads((logdir / "eval/push_button-seed0/summary.json").read_text())["episodes"] == 1
+
+
+def _start_past_first_checkpoint(tmp_path: Path) -> tuple[Path, subprocess.Popen, Path]:
+    logdir, log = tmp_path / "run", tmp_path / "run.log"
+    proc = start(logdir, 10_000, log)
+    wait_for(lambda: checkpoint_step(logdir) >= 40 and max(metric_steps(logdir), default=0) >= 60, proc, log)
+    return logdir, proc, log
+
+
+def _check_stopped(sig: int, logdir: Path, proc: subprocess.Popen, log: Path) -> None:
+    """Send `sig` to the run's whole process group; it must save where it is, exit 128 + sig, and leave nothing."""
+    workers = children(proc)
+    logged = max(metric_steps(logdir))
+    os.killpg(proc.pid, sig)  # a terminal's Ctrl-C, systemd or Slurm signal every process of the group
+    assert proc.wait(timeout=120) == 128 + sig, log.read_text()[-3000:]
+    assert_gone(workers)
+    output = log.read_text()
+    assert "Traceback" not in output and "Error" not in output, output[-3000:]
+    step = checkpoint_step(logdir)
+    assert step >= logged > 40  # saved where it stopped, not at the last periodic checkpoint
+    assert f"interrupted at env step {step:,}: checkpoint saved" in output
+    assert_replay_agrees(logdir)
+    assert max(metric_steps(logdir)) <= step
+    assert (logdir / "lock").read_text() == ""
+
+
+@pytest.mark.slow
+def test_second_run_on_a_live_logdir_is_refused_and_sigterm_saves(tmp_path: Path) -> None:
+    logdir, proc, log = _start_past_first_checkpoint(tmp_path)
+    try:
+        before = sorted(p.name for p in logdir.iterdir())
+        second = CliRunner().invoke(app, _split_configs([*ARGS, "--logdir", str(logdir), "--run.steps", "10000"]))
+        assert second.exit_code == 2, second.output
+        errors = [line for line in second.output.splitlines() if line.startswith("error:")]
+        assert (
+            len(errors) == 1 and f"error: {logdir} is in use by another lamp run (PID {proc.pid} on host" in errors[0]
+        )
+        assert sorted(p.name for p in logdir.iterdir()) == before
+        _check_stopped(signal.SIGTERM, logdir, proc, log)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+@pytest.mark.slow
+def test_ctrl_c_saves_and_exits_130(tmp_path: Path) -> None:
+    logdir, proc, log = _start_past_first_checkpoint(tmp_path)
+    try:
+        _check_stopped(signal.SIGINT, logdir, proc, log)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
