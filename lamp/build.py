@@ -10,6 +10,9 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from lamp.rundir import LATEST
+
+CHECKPOINT = LATEST  # where a run's newest checkpoint lives (previous.pt is kept next to it)
 PLUMBING_WARNING = "PLUMBING CHECK: the scorer is a randomly initialised tiny model, rewards are meaningless"
 
 

@@ -108,6 +108,7 @@ RANGES: dict[str, Range] = {
     "env.worker_timeout": POSITIVE,
     "textures.p_default": PROBABILITY,
     "textures.size": AT_LEAST_1,
+    "scorer.image_size": Range(8),  # also a whole multiple of env.size (checked with the run)
     "scorer.resize": NON_NEGATIVE,  # 0 = frames at their own size
     "scorer.batch_size": AT_LEAST_1,
     "scorer.clip_scale": POSITIVE,
@@ -141,7 +142,8 @@ RANGES: dict[str, Range] = {
     "agent.model_lr": POSITIVE,
     "agent.actor_lr": POSITIVE,
     "agent.critic_lr": POSITIVE,
-    "agent.eps": POSITIVE,
+    "agent.model_eps": POSITIVE,
+    "agent.ac_eps": POSITIVE,
     "agent.model_clip": POSITIVE,
     "agent.ac_clip": POSITIVE,
     "agent.batch_size": AT_LEAST_1,
@@ -154,6 +156,7 @@ RANGES: dict[str, Range] = {
     "agent.expl.intr_scale": NON_NEGATIVE,
     "agent.expl.extr_scale": NON_NEGATIVE,
     "agent.expl.lr": POSITIVE,
+    "agent.expl.eps": POSITIVE,
     "agent.expl.clip": POSITIVE,
     "agent.expl.norm_decay": DECAY,
     "replay.capacity": AT_LEAST_1,
