@@ -136,6 +136,10 @@ def test_success_at_budget() -> None:
         ({"seeds": []}, "'seeds' must be a non-empty list"),
         ({"configs": ["smoke", "nosuchblock"]}, "unknown config blocks ['nosuchblock']"),
         ({"colour": "red"}, "unknown keys ['colour']"),
+        ({"budgets": 20}, "'budgets' must be a list"),
+        ({"finetune_steps": 2.5}, "'finetune_steps' must be an integer ≥ 1, got 2.5"),
+        ({"seeds": [-1]}, "'seeds' must be an integer ≥ 0, got -1"),
+        ({"flags": ["--agent.deter"]}, "flag '--agent.deter' has no value"),
     ],
 )
 def test_bad_ablation_files(tmp_path: Path, overrides: dict, message: str) -> None:
