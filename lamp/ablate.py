@@ -122,6 +122,9 @@ class Ablation:
         for key in ("styles", "seeds", "tasks"):
             if key in required and (not isinstance(data[key], list) or not data[key]):
                 raise UsageError(f"ablation file '{p}': '{key}' must be a non-empty list")
+        for key in ("configs", "budgets", "flags"):
+            if key in data and not isinstance(data[key], list):
+                raise UsageError(f"ablation file '{p}': '{key}' must be a list")
         styles: dict[str, Path] = {}
         for style in data.get("styles") or []:
             try:

@@ -195,6 +195,10 @@ def test_success_at_budget() -> None:
         ({"freeze": "critic_hidden"}, "'freeze' must be a list"),
         ({"arms": ["lamp", "dreamer"]}, "unknown arms ['dreamer']; valid: lamp, p2e, lang_only, clip, scratch"),
         ({"arms": ["p2e", "p2e"]}, "'arms' must be a non-empty list without repeats"),
+        ({"budgets": 20}, "'budgets' must be a list"),
+        ({"finetune_steps": 2.5}, "'finetune_steps' must be an integer ≥ 1, got 2.5"),
+        ({"seeds": [-1]}, "'seeds' must be an integer ≥ 0, got -1"),
+        ({"flags": ["--agent.deter"]}, "flag '--agent.deter' has no value"),
     ],
 )
 def test_bad_ablation_files(tmp_path: Path, overrides: dict, message: str) -> None:

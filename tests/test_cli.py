@@ -47,10 +47,22 @@ def test_split_configs_accepts_dreamer_style_lists() -> None:
         (["--agent.expl.blend", "sum"], "error: agent.expl.blend is 'sum'; valid: lamp, per_stream"),
         (["--scorer.image_size", "100"], "error: scorer.image_size 100 must be a whole multiple of env.size 64"),
         # issue 12's battery: these ran (or crashed after writing LOGDIR) before the range checks
-        (["--run.steps", "-5"], "error: config key 'run.steps' must be an integer ≥ 1 but the command line gives -5"),
-        (["--agent.batch_size", "0"], "error: config key 'agent.batch_size' must be an integer ≥ 1 but"),
-        (["--agent.units", "0"], "error: config key 'agent.units' must be an integer ≥ 1 but the command line gives 0"),
-        (["--agent.model_lr", "-1e-4"], "error: config key 'agent.model_lr' must be a number > 0 but"),
+        (
+            ["--configs", "smoke", "--run.steps", "-5"],
+            "error: config key 'run.steps' must be an integer ≥ 1 but the command line gives -5",
+        ),
+        (
+            ["--configs", "smoke", "--agent.batch_size", "0"],
+            "error: config key 'agent.batch_size' must be an integer ≥ 1 but the command line gives 0",
+        ),
+        (
+            ["--configs", "smoke", "--agent.units", "0"],
+            "error: config key 'agent.units' must be an integer ≥ 1 but the command line gives 0",
+        ),
+        (
+            ["--configs", "smoke", "--agent.model_lr", "-1e-4"],
+            "error: config key 'agent.model_lr' must be a number > 0 but the command line gives -0.0001",
+        ),
     ],
 )
 def test_pretrain_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path: Path, args: list[str], message: str):

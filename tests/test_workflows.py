@@ -427,7 +427,7 @@ def test_disk_check_counts_the_runs_own_budget(tmp_path: Path, monkeypatch: pyte
         return collections.namedtuple("usage", "total used free")(real(path).total, 0, free["bytes"])
 
     monkeypatch.setattr(shutil, "disk_usage", small_disk)
-    monkeypatch.setattr(Run, "run_loop", lambda self: None)  # the check is all this test needs of the run
+    monkeypatch.setattr(Run, "loop", lambda self: None)  # the check is all this test needs of the run
     # default replay.capacity is 1M steps (11.7 GiB), but a 1,000-step smoke run stores at most 1,000 (12 MiB)
     result = lamp(["pretrain", "--configs", "smoke", "--logdir", str(tmp_path / "ok")])
     assert result.exit_code == 0, result.output
@@ -445,29 +445,26 @@ def test_disk_full_at_the_final_save_is_one_line_and_keeps_the_checkpoint(
     pretrained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import errno
+    import os
     import shutil
-
-    from lamp.agent import agent as agent_module
 
     copy = tmp_path / "pre"
     shutil.copytree(pretrained, copy)
+    real_fsync = os.fsync
 
-    real_save = torch.save
+    def fsync(fd: int) -> None:  # the disk fills while the new checkpoint's data is flushed to it
+        if os.readlink(f"/proc/self/fd/{fd}").startswith(str(copy / "checkpoints" / ".latest.")):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_fsync(fd)
 
-    def full_disk(obj, f):
-        if not hasattr(f, "write"):  # other writers (the tiny scorer's cache) are not the agent's checkpoint
-            return real_save(obj, f)
-        f.write(b"PK\x03\x04 half a checkpoint")
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(agent_module.torch, "save", full_disk)
+    monkeypatch.setattr(os, "fsync", fsync)
     result = lamp(["pretrain", "--configs", "smoke", "--logdir", str(copy), "--run.steps", "180", *FAST])
+    monkeypatch.undo()
     assert result.exit_code == 1, result.output
     errors = [line for line in result.output.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, result.output
     assert f"error: the disk of {copy} is full ([Errno 28] No space left on device)" in errors[0]
     assert f"the last good checkpoint is {copy / 'checkpoints/latest.pt'}" in errors[0] and "re-run" in errors[0]
-    monkeypatch.undo()
     ckpt = torch.load(copy / "checkpoints/latest.pt", weights_only=True)
     assert ckpt["extra"]["progress"]["env_steps"] == 120  # the last good checkpoint, intact
     assert not [p for p in copy.rglob("*") if ".tmp" in p.name]
