@@ -25,6 +25,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from lamp.agent.agent import BLENDS, TrainingStopped
 from lamp.agent.behavior import ACTOR_GRADS
+from lamp.agent.speed import PRECISION_VALUES, learner_threads
 from lamp.atomic import atomic_write_bytes
 from lamp.build import CHECKPOINT, make_envs, make_scorer, obs_space, task_instruction
 from lamp.config import save_config, to_yaml
@@ -104,6 +105,8 @@ class Run:
             raise UsageError(str(err)) from None
         if cfg.agent.expl.blend not in BLENDS:
             raise UsageError(f"agent.expl.blend is '{cfg.agent.expl.blend}'; valid: {', '.join(BLENDS)}")
+        if cfg.agent.precision not in PRECISION_VALUES:
+            raise UsageError(f"agent.precision is '{cfg.agent.precision}'; valid: {', '.join(PRECISION_VALUES)}")
         self.scorer = make_scorer(cfg, self.log)
         if self.ckpt_path.is_file():
             if not (self.logdir / "config.yaml").is_file():
@@ -116,8 +119,7 @@ class Run:
     def setup(self) -> None:
         cfg = self.cfg
         seed_everything(cfg.seed, cfg.deterministic)
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
+        torch.set_num_threads(learner_threads(cfg.threads))  # threads: 0 = the cores this process may use
         # a missing simulator fails here, before LOGDIR is written
         self.envs = make_envs(cfg, seed=cfg.seed, score_view=self.mode == "pretrain")
         self.logdir.mkdir(parents=True, exist_ok=True)
@@ -138,6 +140,8 @@ class Run:
         from lamp.agent.replay import Replay
 
         self.agent = Agent(cfg.agent, self.obs_space, device=cfg.device)
+        precision = self.agent.precision
+        self.log(f"agent: {precision.name}, {torch.get_num_threads()} torch threads ({precision.reason})")
         replay_cfg = OmegaConf.to_container(cfg.replay)
         replay_cfg["directory"] = replay_cfg["directory"] or str(self.logdir / "replay")
         self.replay = Replay(replay_cfg, self.obs_space, cfg.agent.action_dim, seed=cfg.seed)
