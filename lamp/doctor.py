@@ -79,6 +79,22 @@ def check_threads() -> Check:
     return Check("torch threads", "OK", f"{threads} intra-op threads on {cores} cores")
 
 
+def check_precision() -> Check:
+    """The same ~1 s fp32-vs-bf16 measurement that `agent.precision: auto` makes at the start of a run, on the CPU
+    and, where there is one, the GPU: which is faster depends on the chip (AVX512-BF16/AMX, tensor cores)."""
+    try:
+        torch = importlib.import_module("torch")
+        from lamp.agent.speed import choose_precision
+    except ImportError:
+        return Check("agent precision", "FAIL", "torch missing", "pip install torch==2.13.0")
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    parts = []
+    for device in devices:
+        choice = choose_precision("auto", device)
+        parts.append(f"{device + ': ' if len(devices) > 1 else ''}auto picks {choice.name}: {choice.reason}")
+    return Check("agent precision", "OK", "; ".join(parts))
+
+
 _RENDER_PROBE = """
 import mujoco, numpy as np
 model = mujoco.MjModel.from_xml_string(
@@ -225,9 +241,10 @@ def check_ram() -> Check:
 
 def run_checks(backend: str = "metaworld") -> list[Check]:
     """All checks for a back-end, in the order they are printed."""
-    probes: list[Callable[[], Check]] = [check_python, check_torch, check_threads, check_transformers, check_weights]
+    probes: list[Callable[[], Check]] = [check_python, check_torch, check_threads, check_precision]
+    probes += [check_transformers, check_weights]
     if backend == "metaworld":
-        probes[3:3] = [check_mujoco_render, check_metaworld]
+        probes[4:4] = [check_mujoco_render, check_metaworld]
     checks = [probe() for probe in probes]
     checks += check_rlbench(required=backend == "rlbench")
     checks += [check_disk(), check_ram()]

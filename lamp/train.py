@@ -33,6 +33,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from lamp.agent.agent import BLENDS, TrainingStopped
 from lamp.agent.behavior import ACTOR_GRADS
+from lamp.agent.speed import PRECISION_VALUES, learner_threads
 from lamp.atomic import atomic_copy, atomic_write_bytes, clean_temp_files
 from lamp.build import (
     CHECKPOINT,
@@ -147,6 +148,8 @@ class Run:
             raise UsageError(str(err)) from None
         if cfg.agent.expl.blend not in BLENDS:
             raise UsageError(f"agent.expl.blend is '{cfg.agent.expl.blend}'; valid: {', '.join(BLENDS)}")
+        if cfg.agent.precision not in PRECISION_VALUES:
+            raise UsageError(f"agent.precision is '{cfg.agent.precision}'; valid: {', '.join(PRECISION_VALUES)}")
         self.scorer = make_scorer(cfg, self.log)
         if self.mode == "pretrain" and self.scorer is None and cfg.agent.expl.extr_scale != 0:
             raise UsageError(
@@ -170,8 +173,7 @@ class Run:
     def setup(self) -> None:
         cfg = self.cfg
         seed_everything(cfg.seed, cfg.deterministic)
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
+        torch.set_num_threads(learner_threads(cfg.threads))  # threads: 0 = the cores this process may use
         # a missing simulator fails here, before LOGDIR is written
         self.envs = make_envs(cfg, seed=cfg.seed, score_view=self.mode == "pretrain")
         self.obs_space = obs_space(self.envs.single_observation_space, lang_dim(self.scorer))
@@ -179,6 +181,8 @@ class Run:
         from lamp.agent.replay import Replay, step_spec, storage_budget
 
         self.agent = Agent(cfg.agent, self.obs_space, device=cfg.device)
+        precision = self.agent.precision
+        self.log(f"agent: {precision.name}, {torch.get_num_threads()} torch threads ({precision.reason})")
         replay_cfg = OmegaConf.to_container(cfg.replay)
         replay_cfg["directory"] = replay_cfg["directory"] or str(self.logdir / "replay")
         model_bytes = sum(p.numel() * p.element_size() for p in self.agent.parameters()) * 3  # + Adam moments

@@ -35,7 +35,7 @@ def test_agent_throughput_reports_mfu_for_each_actor_gradient():
             *("--one", "--size", "tiny", "--precision", "float32", "--fast", "0", "--explorer", "1"),
             *("--steps", "1", "--threads", "1", "--actor-grad", actor_grad),
         )
-        assert out["actor_grad"] == actor_grad
+        assert out["actor_grad"] == actor_grad and out["precision_used"] == "float32"
         assert out["sec_per_step"] > 0 and 0 < out["mfu"] < 1 and out["gflop_per_step"] > 0
 
 
@@ -46,3 +46,16 @@ def test_transfer_check_runs_both_arms_and_measures_the_random_policy(tmp_path):
     assert set(out["final_success"]) == {"p2e/seed0", "scratch/seed0"}
     assert all(v is not None and 0 <= v <= 1 for v in out["final_success"].values())
     assert (tmp_path / "tc" / "transfer_check.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_agent_throughput_profile_splits_the_step_into_phases():
+    out = run_json(
+        "benchmarks/agent_throughput.py",
+        *("--one", "--size", "tiny", "--precision", "auto", "--fast", "0", "--explorer", "1"),
+        *("--steps", "1", "--threads", "1", "--profile"),
+    )
+    assert out["precision_used"] in ("float32", "bfloat16") and "GFLOP/s" in out["precision_reason"]
+    shares = out["phase_share"]
+    assert {"observe loop (64 posterior steps)", "imagination (15 steps from 1024 starts)"} <= set(shares)
+    assert all(0 <= v <= 1 for v in shares.values()) and 0.9 <= sum(shares.values()) <= 1.01
+    assert shares["backward (all losses, one pass)"] > 0 and out["top_ops_self_share"]

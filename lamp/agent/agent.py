@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from lamp.agent.behavior import ActorCritic, StreamNorm, frozen
 from lamp.agent.config import to_cfg
 from lamp.agent.explorer import Explorer
 from lamp.agent.nets import clip_action
+from lamp.agent.speed import choose_precision
 from lamp.agent.world_model import WorldModel
 from lamp.atomic import atomic_path
 from lamp.errors import UsageError
@@ -46,6 +48,19 @@ BLENDS = ("lamp", "per_stream")
 
 def _adam(module: nn.Module, lr: float, eps: float) -> torch.optim.Adam:
     return torch.optim.Adam(module.parameters(), lr=lr, eps=eps, foreach=True)
+
+
+def phase(name: str) -> torch.profiler.record_function:
+    """Names a part of the step for torch.profiler (benchmarks/agent_throughput.py --profile); ~1 µs otherwise."""
+    return torch.profiler.record_function(name)
+
+
+@dataclass
+class Prefetched:
+    """A batch already on its way to the GPU (`Agent.prefetch`): its tensors and the event that marks the copy done."""
+
+    tensors: dict[str, torch.Tensor]
+    ready: Any
 
 
 class TrainingStopped(RuntimeError):
@@ -87,11 +102,11 @@ class Agent(nn.Module):
         if cfg.channels_last:
             self.world_model.set_channels_last(True)
         self.to(self.device)
-        if cfg.compile:  # compile forward functions, not modules, so state_dict keys stay the same
-            wm = self.world_model
-            for module in (getattr(wm, "image_encoder", None), getattr(wm, "image_decoder", None)):
-                if module is not None:
-                    module.forward = torch.compile(module.forward)
+        self.steps: dict[str, Any] = {}  # compiled step functions by name; empty runs everything eagerly
+        self._copy_stream = None  # CUDA stream of `prefetch`
+        self.compile_mode: str | None = None
+        if cfg.compile:
+            self.compile_steps()
         self.optimizers = {
             "model": _adam(self.world_model, cfg.model_lr, cfg.model_eps),
             "actor": _adam(self.behavior.actor, cfg.actor_lr, cfg.ac_eps),
@@ -106,7 +121,42 @@ class Agent(nn.Module):
             self.optimizers["explorer"] = _adam(self.explorer, cfg.expl.lr, cfg.expl.eps)
             self.clips["explorer"] = cfg.expl.clip
         self.counters = {"updates": 0, "skipped": 0, "bad_in_row": 0}
-        self.autocast_dtype = torch.bfloat16 if cfg.precision in ("bf16", "bfloat16") else None
+        # 'auto' times fp32 against bf16 on this device (~1 s, once per process); `precision.reason` says why
+        self.precision = choose_precision(cfg.precision, self.device)
+        self.autocast_dtype = self.precision.dtype
+
+    def compile_steps(self, mode: str | None = None) -> None:
+        """torch.compile the parts that run many small or element-wise ops: the conv stacks, the posterior and the
+        imagination steps, the heads evaluated on every imagined state, and the ensemble.
+
+        Functions are compiled, not modules, so state_dict keys and checkpoints stay the same; random numbers are
+        drawn outside the compiled code, so the compiled and eager paths compute the same losses
+        (tests/test_agent_fast.py). On CUDA the default mode of the two step functions is "reduce-overhead": each
+        posterior and imagination step is replayed as a CUDA graph (the loops are launch-bound at batch 16); the
+        large-batch parts keep the default mode (the critic's graph is also differentiated twice, see split_grad).
+        """
+        if mode is None:
+            mode = "reduce-overhead" if self.device.type == "cuda" else "default"
+        self.compile_mode = mode
+        # one code object (MLP.forward) serves several heads, each traced for grad/no-grad and two batch shapes
+        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 32)
+
+        def comp(fn, loop_step: bool = False):
+            return torch.compile(fn, mode=mode if loop_step else "default", dynamic=False)
+
+        wm, behavior = self.world_model, self.behavior
+        for module in (getattr(wm, "image_encoder", None), getattr(wm, "image_decoder", None)):
+            if module is not None:
+                module.forward = comp(module.forward)
+        if wm.image_keys:
+            wm.image_loss = comp(wm.image_loss)  # decoder + loss in one graph (the decoder alone serves videos)
+        for head in (wm.reward_head, wm.cont_head, behavior.critic, behavior.slow_critic):
+            head.forward = comp(head.forward)
+        if self.explorer is not None:  # the whole reductions, so their backward is fused too
+            self.explorer.loss = comp(self.explorer.loss)
+            self.explorer.disagreement = comp(self.explorer.disagreement)
+        wm.rssm.steps["obs"] = comp(wm.rssm.obs_step, loop_step=True)
+        self.steps["imagine"] = comp(self.imagine_step, loop_step=True)
 
     # ----------------------------------------------------------------------------------------------- training
     def _ac_input(self, feat: torch.Tensor, lang: torch.Tensor | None) -> torch.Tensor:
@@ -118,21 +168,42 @@ class Agent(nn.Module):
         The actor keeps its graph, so its loss reuses these forward passes. With actor_grad "dynamics" the sampled
         (reparameterised) actions and the world model's steps keep theirs too, with the world model's parameters
         frozen, so the return can be differentiated w.r.t. the actions; the actor's input is a constant (as in
-        DreamerV2/3). Returns feats (N, H+1, F), actions (N, H, A) and the actor outputs (N, H, 2A).
+        DreamerV2/3). The noise of all steps is drawn up front, so the compiled step (`agent.compile`) and the eager
+        one see the same random numbers. Returns feats (N, H+1, F), actions (N, H, A) and the actor outputs (N, H, 2A).
         """
         rssm, horizon = self.world_model.rssm, self.cfg.horizon
-        dynamics = self.cfg.actor_grad == "dynamics"
-        feats, actions, outs = [self.world_model.feat(stoch, deter)], [], []
-        with frozen(self.world_model) if dynamics else contextlib.nullcontext():
-            for _ in range(horizon):
-                out = self.behavior.actor(self._ac_input(feats[-1].detach(), lang))
-                with torch.set_grad_enabled(dynamics):
-                    action = clip_action(self.behavior.make_dist(out).sample())  # stay where the replay has data
-                    stoch, deter = rssm.imagine_step(stoch, deter, action)
-                    feats.append(self.world_model.feat(stoch, deter))
+        normal = torch.randn(horizon, stoch.shape[0], self.cfg.action_dim, device=stoch.device)
+        uniform = rssm.noise(horizon, stoch.shape[0], device=stoch.device)
+        step = self.steps.get("imagine", self.imagine_step)
+        stochs, deters, actions, outs = [stoch], [deter], [], []
+        with frozen(self.world_model) if self.cfg.actor_grad == "dynamics" else contextlib.nullcontext():
+            for t in range(horizon):
+                out, action, stoch, deter = step(stoch, deter, lang, normal[t], uniform[t])
+                stochs.append(stoch)
+                deters.append(deter)
                 outs.append(out)
                 actions.append(action)
-        return torch.stack(feats, 1), torch.stack(actions, 1), torch.stack(outs, 1)
+        feat = self.world_model.feat(torch.stack(stochs, 1), torch.stack(deters, 1))
+        return feat, torch.stack(actions, 1), torch.stack(outs, 1)
+
+    def imagine_step(
+        self,
+        stoch: torch.Tensor,
+        deter: torch.Tensor,
+        lang: torch.Tensor | None,
+        normal: torch.Tensor,
+        uniform: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One imagined step: actor output at (stoch, deter), its clipped sample, and the next (stoch, deter).
+
+        Only "dynamics" keeps the graph through the sample and the world model (whose parameters `imagine` froze).
+        """
+        inp = self._ac_input(self.world_model.feat(stoch, deter).detach(), lang)
+        out = self.behavior.actor(inp)
+        with torch.set_grad_enabled(self.cfg.actor_grad == "dynamics" and torch.is_grad_enabled()):
+            action = clip_action(self.behavior.make_dist(out).sample(normal))  # stay where the replay has data
+            stoch, deter = self.world_model.rssm.imagine_step(stoch, deter, action, uniform)
+        return out, action, stoch, deter
 
     def imagined_reward(self, feat: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, dict]:
         """Reward for transitions t -> t+1: intr_scale·disagreement + extr_scale·reward head (see BLENDS).
@@ -175,7 +246,8 @@ class Agent(nn.Module):
             dtype=self.autocast_dtype or torch.float32,
             enabled=self.autocast_dtype is not None,
         ):
-            model_loss, parts, post = self.world_model.loss(data)
+            with phase("agent/world_model"):
+                model_loss, parts, post = self.world_model.loss(data)
             losses = {"model": model_loss}
             metrics = {f"model/{k}": v.detach() for k, v in parts.items()}
             metrics["model/kl"] = post["kl"]
@@ -185,20 +257,23 @@ class Agent(nn.Module):
                     "deter": post["deter"],
                     "embed": post["embed"],
                 }[self.explorer.target]
-                losses["explorer"] = self.explorer.loss(post["feat"], data["action"].float(), target)
+                with phase("agent/explorer"):
+                    losses["explorer"] = self.explorer.loss(post["feat"], data["action"].float(), target)
             # imagination starts from every posterior state of the batch
             stoch = post["stoch"].detach().flatten(0, 1)
             deter = post["deter"].detach().flatten(0, 1)
             lang = data["lang"].float().flatten(0, 1) if self.lang_to_actor else None
             lang_seq = lang.unsqueeze(1).expand(-1, cfg.horizon + 1, -1) if lang is not None else None
             start_cont = 1.0 - data["is_terminal"].float().flatten(0, 1)
-            feat, action, actor_out = self.imagine(stoch, deter, lang)
-            with torch.set_grad_enabled(cfg.actor_grad == "dynamics"):
+            with phase("agent/imagine"):
+                feat, action, actor_out = self.imagine(stoch, deter, lang)
+            with phase("agent/behavior"), torch.set_grad_enabled(cfg.actor_grad == "dynamics"):
                 reward, expl_metrics = self.imagined_reward(feat, action)
-            with torch.no_grad():
-                cont = torch.cat([start_cont[:, None], self.world_model.cont(feat[:, 1:].detach())], 1)
-            inp = self._ac_input(feat, lang_seq)
-            actor_loss, critic_loss, ac_metrics, stats = self.behavior.loss(inp, actor_out, action, reward, cont)
+            with phase("agent/behavior"):
+                with torch.no_grad():
+                    cont = torch.cat([start_cont[:, None], self.world_model.cont(feat[:, 1:].detach())], 1)
+                inp = self._ac_input(feat, lang_seq)
+                actor_loss, critic_loss, ac_metrics, stats = self.behavior.loss(inp, actor_out, action, reward, cont)
         self._pending.append((self.behavior.retnorm, stats))
         losses["actor"], losses["critic"] = actor_loss, critic_loss
         metrics.update({f"behavior/{k}": v.detach() for k, v in {**ac_metrics, **expl_metrics}.items()})
@@ -208,6 +283,8 @@ class Agent(nn.Module):
     def train_step(self, data: dict[str, Any]) -> dict[str, torch.Tensor]:
         """One gradient step on a (B, T) batch; returns metric tensors (no host sync except the finite check)."""
         data = self.to_tensors(data)
+        if self.device.type == "cuda" and self.compile_mode == "reduce-overhead":
+            torch.compiler.cudagraph_mark_step_begin()  # the previous step's graph outputs may be reused now
         self._pending: list = []  # normaliser statistics, committed only if this step is applied
         losses, metrics = self.compute_losses(data)
         for opt in self.optimizers.values():
@@ -215,14 +292,16 @@ class Agent(nn.Module):
         total = sum(losses.values())
         if not bool(torch.isfinite(total.detach())):  # the one host sync per step: needed to skip bad updates
             return self._bad_step(losses, metrics)
-        total.backward()
-        for name, opt in self.optimizers.items():
-            params = [p for g in opt.param_groups for p in g["params"]]
-            metrics[f"grad_norm/{name}"] = torch.nn.utils.clip_grad_norm_(params, self.clips[name], foreach=True)
-            opt.step()
-        for norm, value in self._pending:
-            norm.commit(value)
-        self.behavior.update_slow_critic()
+        with phase("agent/backward"):
+            total.backward()
+        with phase("agent/optimizer"):
+            for name, opt in self.optimizers.items():
+                params = [p for g in opt.param_groups for p in g["params"]]
+                metrics[f"grad_norm/{name}"] = torch.nn.utils.clip_grad_norm_(params, self.clips[name], foreach=True)
+                opt.step()
+            for norm, value in self._pending:
+                norm.commit(value)
+            self.behavior.update_slow_critic()
         self.counters["updates"] += 1
         self.counters["bad_in_row"] = 0
         metrics.update({f"loss/{k}": v.detach() for k, v in losses.items()})
@@ -239,13 +318,38 @@ class Agent(nn.Module):
         return {"skipped": torch.tensor(1.0)}
 
     def to_tensors(self, data: dict[str, Any]) -> dict[str, torch.Tensor]:
-        """numpy batch -> tensors on the agent's device (through pinned memory on GPU, copied asynchronously)."""
+        """numpy batch -> tensors on the agent's device (through pinned memory on GPU, copied asynchronously).
+
+        A batch from `prefetch` is already there: the current stream only waits for its copy to finish.
+        """
+        if isinstance(data, Prefetched):
+            torch.cuda.current_stream(self.device).wait_event(data.ready)
+            return data.tensors
         pin = self.device.type == "cuda"
         out = {}
         for k, v in data.items():
             t = torch.as_tensor(v)
             out[k] = (t.pin_memory() if pin else t).to(self.device, non_blocking=True)
         return out
+
+    def prefetch(self, data: dict[str, Any]) -> dict[str, Any] | Prefetched:
+        """Start moving the next batch to the GPU on a side stream while the current step still runs there.
+
+        Call it with batch t+1 before `train_step(batch t)`, then pass its result to the next `train_step`. On CPU
+        it returns the batch unchanged (there is no copy to hide).
+        """
+        if self.device.type != "cuda":
+            return data
+        if self._copy_stream is None:
+            self._copy_stream = torch.cuda.Stream(self.device)
+        main = torch.cuda.current_stream(self.device)
+        with torch.cuda.stream(self._copy_stream):
+            tensors = {k: torch.as_tensor(v).pin_memory().to(self.device, non_blocking=True) for k, v in data.items()}
+            for t in tensors.values():
+                t.record_stream(main)  # its memory is not reused before the main stream is done with it
+            ready = torch.cuda.Event()
+            ready.record()
+        return Prefetched(tensors, ready)
 
     def model_bytes(self) -> int:
         """Parameters, buffers and Adam moments (2 per parameter), for the start-up memory budget."""
@@ -268,9 +372,7 @@ class Agent(nn.Module):
         keep = (1.0 - obs["is_first"].float()).unsqueeze(-1)
         rssm = self.world_model.rssm
         embed = self.world_model.encode(obs)
-        deter = rssm.img_step(state["stoch"] * keep, state["deter"] * keep, state["action"] * keep)
-        hidden = torch.nn.functional.silu(rssm.obs_norm(rssm.obs_deter(deter) + rssm.obs_embed(embed)))
-        stoch = rssm.sample(rssm.post(hidden))
+        deter, _, stoch = rssm.obs_step(state["stoch"], state["deter"], state["action"], keep, rssm.obs_embed(embed))
         inp = self._ac_input(self.world_model.feat(stoch, deter), obs.get("lang"))
         dist = self.behavior.dist(inp)
         action = (dist.mode() if mode == "eval" else dist.sample()).clamp(-1, 1)

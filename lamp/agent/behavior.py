@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from lamp.agent.nets import MLP, BoundedNormal, TwoHot
+from lamp.agent.nets import MLP, BoundedNormal, TwoHot, split_grad
 
 
 def lambda_return(
@@ -152,11 +152,15 @@ class ActorCritic(nn.Module):
         """
         cfg = self.cfg
         dynamics = cfg.actor_grad == "dynamics"
-        logits = self.critic(inp.detach())  # values as constants and for the critic loss
+        if dynamics:
+            # one critic pass: its first output trains the critic, the second carries the return's gradient to
+            # the imagined states (as critic(inp.detach()) and a frozen critic(inp) would, at half the forward cost)
+            logits, logits_for_actor = split_grad(self.critic, inp)
+            value_grad = self.twohot.mean(logits_for_actor)
+        else:
+            logits = self.critic(inp.detach())  # values as constants and for the critic loss
         value = self.twohot.mean(logits.detach())
         if dynamics:
-            with frozen(self.critic):  # the same values, differentiable w.r.t. the imagined states only
-                value_grad = self.twohot.mean(self.critic(inp))
             ret = lambda_return(reward, cont[:, 1:], value_grad, cfg.discount, cfg.lam)
         else:
             ret = lambda_return(reward.detach(), cont[:, 1:], value, cfg.discount, cfg.lam)

@@ -111,8 +111,55 @@ class MLP(nn.Module):
                 nn.init.zeros_(self.out.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.hidden(x)
-        return self.out(x) if self.out is not None else x
+        # (..., inp) as one 2-D matrix: a compiled 3-D (or sliced) input would otherwise become a batched matmul
+        lead = x.shape[:-1]
+        x = self.hidden(x.reshape(-1, x.shape[-1]))
+        x = self.out(x) if self.out is not None else x
+        return x.reshape(*lead, x.shape[-1])
+
+
+class _SplitGrad(torch.autograd.Function):
+    """Runs a module once and returns its output twice: gradients arriving at the first copy reach only the
+    module's parameters, gradients at the second only its input (see `split_grad`)."""
+
+    @staticmethod
+    def forward(ctx, module: nn.Module, x: torch.Tensor, *params: torch.Tensor):
+        with torch.enable_grad():  # an inner graph on the real parameters, differentiated in backward
+            inner = x.detach().requires_grad_(ctx.needs_input_grad[1])
+            if inner.requires_grad:  # a non-leaf, so module hooks (e.g. FlopCounterMode's) accept autograd.grad
+                inner = inner.view_as(inner)
+            out = module(inner)
+        ctx.inner = (inner, out, params)
+        return out.detach(), out.detach().clone()
+
+    @staticmethod
+    def backward(ctx, grad_params: torch.Tensor | None, grad_input: torch.Tensor | None):
+        inner, out, params = ctx.inner
+        del ctx.inner
+        wanted = [p for p, need in zip(params, ctx.needs_input_grad[2:], strict=True) if need]
+        param_grads = iter(())
+        if wanted and grad_params is not None:
+            retain = grad_input is not None and inner.requires_grad
+            param_grads = iter(torch.autograd.grad(out, wanted, grad_params, retain_graph=retain, allow_unused=True))
+        x_grad = None
+        if grad_input is not None and inner.requires_grad:
+            (x_grad,) = torch.autograd.grad(out, [inner], grad_input)
+        grads = [next(param_grads, None) if need else None for need in ctx.needs_input_grad[2:]]
+        return None, x_grad, *grads
+
+
+def split_grad(module: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """module(x) evaluated once, as two outputs with separate gradient routes: (for the parameters, for the input).
+
+    The critic's loss must train only the critic, and the actor's λ-return must reach the imagined states but not
+    the critic: instead of evaluating the critic twice (once on detached states, once with frozen parameters),
+    both uses share one forward pass; the backward costs the same as for the two evaluations.
+    """
+    params = [p for p in module.parameters() if p.requires_grad]
+    if not torch.is_grad_enabled() or not (params or x.requires_grad):
+        out = module(x)
+        return out, out
+    return _SplitGrad.apply(module, x, *params)
 
 
 class ChannelNorm(nn.Module):
@@ -216,8 +263,9 @@ class BoundedNormal:
         self.mean = torch.tanh(mean)
         self.std = (max_std - min_std) * torch.sigmoid(std + 2.0) + min_std
 
-    def sample(self) -> torch.Tensor:
-        return self.mean + self.std * torch.randn_like(self.mean)
+    def sample(self, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """Reparameterised sample; `noise` is standard normal of the mean's shape (drawn here if not given)."""
+        return self.mean + self.std * (torch.randn_like(self.mean) if noise is None else noise)
 
     def mode(self) -> torch.Tensor:
         return self.mean

@@ -46,6 +46,7 @@ class RSSM(nn.Module):
         self.obs_embed = nn.Linear(embed_dim, cfg.hidden, bias=bias)  # one bias for the sum of both parts
         self.obs_norm = make_norm(cfg.norm, cfg.hidden)
         self.post = nn.Linear(cfg.hidden, latent)
+        self.steps: dict[str, Any] = {}  # compiled step functions by name (empty: eager), see Agent.compile_steps
 
     @property
     def feat_dim(self) -> int:
@@ -62,16 +63,23 @@ class RSSM(nn.Module):
         probs = logits.float().unflatten(-1, (self.stoch, self.classes)).softmax(-1)
         return (1 - self.unimix) * probs + self.unimix / self.classes
 
-    def sample(self, logits: torch.Tensor) -> torch.Tensor:
+    def sample(self, logits: torch.Tensor, uniform: torch.Tensor | None = None) -> torch.Tensor:
         """One-hot sample with straight-through gradients, flattened to (..., stoch·classes).
 
-        Inverse-CDF sampling needs one uniform number per latent instead of one per class (Gumbel-max).
+        Inverse-CDF sampling needs one uniform number per latent instead of one per class (Gumbel-max). `uniform`
+        (..., stoch, 1) may be drawn by the caller, so a compiled step and the eager one consume the same random
+        numbers (and a whole rollout draws its noise in one call).
         """
         probs = self.probs(logits)
-        uniform = torch.rand(*probs.shape[:-1], 1, device=probs.device)
+        if uniform is None:
+            uniform = torch.rand(*probs.shape[:-1], 1, device=probs.device)
         index = (probs.cumsum(-1) < uniform).sum(-1).clamp(max=self.classes - 1)
         onehot = F.one_hot(index, self.classes).to(probs.dtype)
         return (onehot + probs - probs.detach()).flatten(-2)
+
+    def noise(self, *lead: int, device: torch.device | str = "cpu") -> torch.Tensor:
+        """Uniform numbers for `sample` at every latent of a (*lead) batch of steps."""
+        return torch.rand(*lead, self.stoch, 1, device=device)
 
     def img_step(self, stoch: torch.Tensor, deter: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         """Next deterministic state from the previous latent and action (LayerNorm'd GRU, update bias −1)."""
@@ -82,9 +90,29 @@ class RSSM(nn.Module):
         update = torch.sigmoid(update - 1.0)
         return update * cand + (1 - update) * deter
 
-    def imagine_step(self, stoch: torch.Tensor, deter: torch.Tensor, action: torch.Tensor):
+    def imagine_step(
+        self, stoch: torch.Tensor, deter: torch.Tensor, action: torch.Tensor, uniform: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Prior step: next (stoch, deter) from the previous latent and action."""
         deter = self.img_step(stoch, deter, action)
-        return self.sample(self.prior(deter)), deter
+        return self.sample(self.prior(deter), uniform), deter
+
+    def obs_step(
+        self,
+        stoch: torch.Tensor,
+        deter: torch.Tensor,
+        action: torch.Tensor,
+        keep: torch.Tensor,
+        embed_part: torch.Tensor,
+        uniform: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Posterior step: (deter, post logits, stoch) at t from the state at t−1, a_{t−1} and obs_embed(embed_t).
+
+        keep (B, 1) is 0 where an episode starts, which resets the previous latent and action.
+        """
+        deter = self.img_step(stoch * keep, deter * keep, action * keep)
+        logits = self.post(F.silu(self.obs_norm(self.obs_deter(deter) + embed_part)))
+        return deter, logits, self.sample(logits, uniform)
 
     def observe(
         self,
@@ -93,18 +121,20 @@ class RSSM(nn.Module):
         is_first: torch.Tensor,
         state: dict | None = None,
     ) -> dict[str, torch.Tensor]:
-        """Posterior rollout over (B, T); is_first resets latent and previous action to zero."""
+        """Posterior rollout over (B, T); is_first resets latent and previous action to zero.
+
+        The step runs through `self.steps["obs"]`: the eager `obs_step`, or its compiled form (`agent.compile`).
+        """
         batch, length = embed.shape[:2]
         state = state or self.initial(batch, embed.device)
         stoch, deter = state["stoch"], state["deter"]
-        embed_part = self.obs_embed(embed)
+        embed_part = self.obs_embed(embed)  # the embed half of the posterior layer, for all steps at once
         keep = (1.0 - is_first.to(embed_part.dtype)).unsqueeze(-1)
+        uniform = self.noise(length, batch, device=embed.device)
+        step = self.steps.get("obs", self.obs_step)
         deters, stochs, post_logits = [], [], []
         for t in range(length):
-            deter = self.img_step(stoch * keep[:, t], deter * keep[:, t], prev_action[:, t] * keep[:, t])
-            hidden = F.silu(self.obs_norm(self.obs_deter(deter) + embed_part[:, t]))
-            logits = self.post(hidden)
-            stoch = self.sample(logits)
+            deter, logits, stoch = step(stoch, deter, prev_action[:, t], keep[:, t], embed_part[:, t], uniform[t])
             deters.append(deter)
             stochs.append(stoch)
             post_logits.append(logits)
@@ -183,6 +213,13 @@ class WorldModel(nn.Module):
         parts += [self.vector_encoders[k](symlog(obs[k].float())) for k in self.vector_keys]
         return torch.cat(parts, -1)
 
+    def image_loss(self, feat: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+        """Squared error of the decoded frames against the uint8 frames (..., H, W, C), summed per frame, mean over
+        frames; one function, so the compiled path fuses the target conversion, the error and its gradient."""
+        target = image.float() / 255.0 - 0.5
+        pred = self.image_decoder(feat.reshape(-1, feat.shape[-1])).reshape(target.shape)
+        return ((pred.float() - target) ** 2).sum((-3, -2, -1)).mean()
+
     @staticmethod
     def feat(stoch: torch.Tensor, deter: torch.Tensor) -> torch.Tensor:
         return torch.cat([stoch, deter], -1)
@@ -205,15 +242,14 @@ class WorldModel(nn.Module):
         embed = self.encode(data)
         is_first = data["is_first"].clone()
         is_first[:, 0] = True  # every sequence starts from the zero latent
-        post = self.rssm.observe(embed, self.prev_actions(data["action"].float()), is_first)
+        with torch.profiler.record_function("agent/observe"):
+            post = self.rssm.observe(embed, self.prev_actions(data["action"].float()), is_first)
         feat = self.feat(post["stoch"], post["deter"])
         losses: dict[str, torch.Tensor] = {}
         dyn, rep, kl_value = kl_loss(self.rssm, post["post_logits"], post["prior_logits"], cfg.free_nats)
         losses["dyn"], losses["rep"] = dyn.mean(), rep.mean()
         if self.image_keys:
-            target = torch.cat([data[k] for k in self.image_keys], -1).float() / 255.0 - 0.5
-            pred = self.image_decoder(feat.reshape(-1, feat.shape[-1])).reshape(target.shape)
-            losses["image"] = ((pred.float() - target) ** 2).sum((-3, -2, -1)).mean()
+            losses["image"] = self.image_loss(feat, torch.cat([data[k] for k in self.image_keys], -1))
         if self.vector_keys:
             losses["vector"] = sum(
                 ((self.vector_decoders[k](feat).float() - symlog(data[k].float())) ** 2).sum(-1).mean()
