@@ -53,6 +53,7 @@ def main() -> None:
     parser.add_argument("--file", default=str(ROOT / "prompts" / "transfer_check.yaml"))
     parser.add_argument("--logdir", default="runs/transfer_check")
     parser.add_argument("--random-episodes", type=int, default=10)
+    parser.add_argument("--parallel", type=int, default=2, help="arms run side by side (the grid's flags set threads)")
     parser.add_argument("--smoke", action="store_true", help="tiny agent and budgets: checks the script only")
     args = parser.parse_args()
 
@@ -72,6 +73,7 @@ def main() -> None:
     baseline = random_policy(ablation.tasks[0], args.random_episodes if not args.smoke else 2, 0, length)
     print(json.dumps({"random_policy": baseline}), flush=True)
     cmd = [sys.executable, "-m", "lamp.cli", "ablate", str(grid_file), "--logdir", str(logdir)]
+    cmd += ["--parallel", str(args.parallel)]
     code = subprocess.run(cmd, cwd=ROOT, check=False).returncode
     curves = {}
     for variant in ablation.variants:
