@@ -1,10 +1,15 @@
 """Learning check (benchmark, not CI): train the agent from scratch on a dense-reward task and print success rates.
 
-Uses `envs.make_env(--env)` when that env is registered (e.g. the embedded `push_button` of issue 3); otherwise a
-built-in 2-D reach task rendered to 64×64 images (`reach`), which needs nothing but numpy. Prints one JSON line per
-block of episodes and a final JSON summary with the random-policy baseline measured in the same run.
+Two kinds of task:
+- `reach` (default): a built-in 2-D reach task rendered to 64x64 images, which needs nothing but numpy; a bare
+  training loop here, one JSON line per block of training episodes.
+- a downstream task (`push_button`, ...): `lamp finetune --scratch` on the embedded Meta-World scenes, i.e. the real
+  training loop with its deterministic evaluations, checkpoints and resume: re-run the same command to continue a
+  run that was stopped. `--obs image` hides the proprio state, so the agent sees only its front + wrist cameras.
+Both print a final JSON summary with a uniform-random policy measured in the same run.
 
     python benchmarks/learning_check.py --size small --env-steps 20000 --train-ratio 32
+    python benchmarks/learning_check.py --env push_button --obs image --env-steps 30000 --logdir runs/lc_push
 """
 
 from __future__ import annotations
@@ -95,6 +100,84 @@ def make_env(name: str):
     return envs.make_env(name)
 
 
+TASK_DIAGNOSTICS = {  # metrics.jsonl keys printed next to each evaluation (the training rows' latest values)
+    "reward_loss": "train/model/reward",
+    "kl": "train/model/kl",
+    "imag_reward": "train/behavior/imag_reward",
+    "imag_return": "train/behavior/return",
+    "entropy": "train/behavior/entropy",
+    "episode_return": "episode/return",
+}
+
+
+def task_check(args: argparse.Namespace) -> None:
+    """`lamp finetune --scratch` on a downstream task, then its evaluation curve next to the random policy."""
+    import subprocess
+
+    from lamp.evaluate import random_policy
+
+    root = Path(__file__).resolve().parents[1]
+    size = args.size or "size2m"
+    logdir = Path(args.logdir or f"runs/learning_check/{args.env}-{args.obs}-{size}-seed{args.seed}").expanduser()
+    baseline = random_policy(args.env, args.random_episodes, args.seed, args.episode_length)
+    print(json.dumps({"random_policy": baseline}), flush=True)
+    configs = ["metaworld", size] + (["fast"] if args.fast else [])
+    cmd = [sys.executable, "-m", "lamp.cli", "finetune", "--scratch", "--scorer.kind", "none", "--task", args.env]
+    cmd += ["--configs", *configs, "--seed", str(args.seed), "--logdir", str(logdir)]
+    cmd += ["--run.steps", str(args.env_steps), "--run.eval_every", str(args.eval_every)]
+    cmd += ["--run.prefill", str(args.prefill), "--agent.train_ratio", str(args.train_ratio)]
+    cmd += ["--run.eval_episodes", str(args.eval_episodes), "--env.episode_length", str(args.episode_length)]
+    cmd += ["--agent.precision", args.precision, "--threads", str(args.threads)]
+    if args.obs == "image":  # cameras only: no proprio state (and no language: there is no scorer)
+        cmd += ["--agent.vector_keys", "[]"]
+    elif args.obs == "state":
+        cmd += ["--agent.image_keys", "[]"]
+    for item in args.set:
+        key, value = item.split("=", 1)
+        cmd += [f"--agent.{key}", value]
+    print(json.dumps({"command": " ".join(cmd[1:])}), flush=True)
+    code = subprocess.run(cmd, cwd=root, check=False).returncode
+    curve = task_curve(logdir / "metrics.jsonl")
+    for row in curve:
+        print(json.dumps(row), flush=True)
+    best = max((row["success_rate"] for row in curve), default=None)
+    summary = {
+        "benchmark": "learning_check",
+        "env": args.env,
+        "obs": args.obs,
+        "configs": configs,
+        "seed": args.seed,
+        "env_steps": args.env_steps,
+        "train_ratio": args.train_ratio,
+        "logdir": str(logdir),
+        "random_policy": baseline,
+        "last_eval_success": curve[-1]["success_rate"] if curve else None,
+        "best_eval_success": best,
+        "exit_code": code,
+    }
+    print(json.dumps(summary))
+    sys.exit(code)
+
+
+def task_curve(metrics: Path) -> list[dict[str, float]]:
+    """One row per evaluation: env steps, updates, minutes, success and return, and the training diagnostics
+    logged last before it (is the reward head right, what return does imagination expect, is the policy exploring)."""
+    if not metrics.is_file():
+        return []
+    rows, latest = [], {}
+    for line in metrics.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut by a kill
+        latest.update({name: row[key] for name, key in TASK_DIAGNOSTICS.items() if key in row})
+        if "eval/success" in row:
+            point = {"env_steps": int(row["step"]), "success_rate": float(row["eval/success"])}
+            point |= {k: row[k] for k in ("eval/return", "updates", "minutes") if k in row}
+            rows.append(point | {k: round(float(v), 4) for k, v in latest.items()})
+    return rows
+
+
 def main() -> None:
     import torch
 
@@ -104,11 +187,11 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", default="reach")
-    parser.add_argument("--size", default="small")
+    parser.add_argument("--size", default=None, help="size block (default: small for reach, size2m for a task)")
     parser.add_argument("--env-steps", type=int, default=20000)
     parser.add_argument("--prefill", type=int, default=1000)
     parser.add_argument("--train-ratio", type=float, default=32)
-    parser.add_argument("--precision", default="bfloat16")
+    parser.add_argument("--precision", default="auto", help="auto | float32 | bfloat16")
     parser.add_argument("--block", type=int, default=10, help="episodes per printed success rate")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--fast", type=int, default=1, help="channels-last + torch.compile of the conv stacks")
@@ -119,7 +202,18 @@ def main() -> None:
     parser.add_argument(
         "--set", nargs="*", default=[], metavar="KEY=VALUE", help="agent config overrides, e.g. actor_grad=reinforce"
     )
+    parser.add_argument("--logdir", default=None, help="task runs: the run directory (re-run to resume)")
+    parser.add_argument("--eval-every", type=int, default=2500, help="task runs: env steps between evaluations")
+    parser.add_argument("--random-episodes", type=int, default=10, help="task runs: random-policy episodes")
+    parser.add_argument("--eval-episodes", type=int, default=10, help="task runs: episodes per evaluation")
+    parser.add_argument("--episode-length", type=int, default=150, help="task runs: steps per episode (the paper's)")
     args = parser.parse_args()
+    if args.env != "reach":
+        from envs import DOWNSTREAM_TASKS
+
+        if args.env in DOWNSTREAM_TASKS:
+            return task_check(args)
+    args.size = args.size or "small"
 
     if args.threads:
         torch.set_num_threads(args.threads)

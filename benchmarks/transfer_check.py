@@ -18,36 +18,15 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def random_policy(task: str, episodes: int, seed: int, episode_length: int) -> dict[str, float]:
-    """Success (at any step) and return of uniform random actions, on the env the arms fine-tune on."""
-    from envs import make_env
-
-    env = make_env(task, wrist=True, episode_length=episode_length, render=False)
-    rng = np.random.default_rng(seed)
-    successes, returns = [], []
-    for k in range(episodes):
-        env.reset(seed=seed + 10_000 + k)
-        done, success, total = False, False, 0.0
-        while not done:
-            _, reward, terminated, truncated, info = env.step(rng.uniform(-1, 1, 4).astype(np.float32))
-            success |= bool(info["success"])
-            total += reward
-            done = terminated or truncated
-        successes.append(success)
-        returns.append(total)
-    env.close()
-    return {"episodes": episodes, "success_rate": float(np.mean(successes)), "return": float(np.mean(returns))}
-
-
 def main() -> None:
     from lamp.ablate import Ablation, read_eval_curve
+    from lamp.evaluate import random_policy
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--file", default=str(ROOT / "prompts" / "transfer_check.yaml"))

@@ -47,6 +47,31 @@ def run_episodes(
     return {"episodes": results, "frames": frames}
 
 
+def random_policy(task: str, episodes: int, seed: int, episode_length: int) -> dict[str, Any]:
+    """Success (at any step) and return of uniform random actions on a downstream task: the floor that every learning
+    curve is read against, measured in the same run (no rendering: the policy ignores the pixels)."""
+    from envs import make_env
+
+    env = make_env(task, wrist=True, episode_length=episode_length, render=False)
+    rng = np.random.default_rng(seed)
+    successes, returns = [], []
+    try:
+        for k in range(episodes):
+            env.reset(seed=seed + 10_000 + k)
+            done, success, total = False, False, 0.0
+            while not done:
+                action = rng.uniform(-1, 1, env.action_space.shape).astype(np.float32)
+                _, reward, terminated, truncated, info = env.step(action)
+                success |= bool(info["success"])
+                total += float(reward)
+                done = terminated or truncated
+            successes.append(success)
+            returns.append(total)
+    finally:
+        env.close()
+    return {"episodes": episodes, "success_rate": float(np.mean(successes)), "return": float(np.mean(returns))}
+
+
 def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
     """Mean success and return with 95% bootstrap intervals."""
     from lamp.stats import bootstrap_ci

@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -59,3 +61,16 @@ def test_agent_throughput_profile_splits_the_step_into_phases():
     assert {"observe loop (64 posterior steps)", "imagination (15 steps from 1024 starts)"} <= set(shares)
     assert all(0 <= v <= 1 for v in shares.values()) and 0.9 <= sum(shares.values()) <= 1.01
     assert shares["backward (all losses, one pass)"] > 0 and out["top_ops_self_share"]
+
+
+def test_learning_check_on_a_task_runs_lamp_finetune_from_pixels_and_reads_its_evaluations(tmp_path):
+    run = tmp_path / "lc"
+    args = ["--env", "push_button", "--obs", "image", "--size", "smoke", "--fast", "0", "--precision", "float32"]
+    args += ["--env-steps", "60", "--prefill", "30", "--eval-every", "30", "--eval-episodes", "1"]
+    args += ["--episode-length", "30", "--random-episodes", "2", "--logdir", str(run)]
+    out = run_json("benchmarks/learning_check.py", *args)
+    assert out["exit_code"] == 0 and out["random_policy"]["episodes"] == 2
+    assert 0 <= out["random_policy"]["success_rate"] <= 1 and 0 <= out["last_eval_success"] <= 1
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["agent"]["vector_keys"] == [] and saved["scorer"]["kind"] == "none"  # cameras only
+    assert (run / "done.json").is_file()
