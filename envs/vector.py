@@ -207,7 +207,7 @@ class VectorEnv:
         for i in range(self.num_envs):
             ok, result = self._receive(i, deadline) if sent[i] else (False, "crash")
             if not ok:
-                result = self._recover(i, seeds[i], count=False)
+                result = self._recover(i, seeds[i], count=False, why=result)
             obs, info = result
             results.append((obs, {**info, "first": True, "dropped": not ok}))
             self._done[i] = False
@@ -234,7 +234,7 @@ class VectorEnv:
                 obs, reward, term, trunc, info = result
                 info = {**info, "first": False, "dropped": False}
             else:
-                obs, info = self._recover(i, None, count=not resetting[i])
+                obs, info = self._recover(i, None, count=not resetting[i], why=result)
                 reward, term, trunc, info = 0.0, False, False, {**info, "first": True, "dropped": not resetting[i]}
             self._done[i] = bool(term or trunc)
             obs_list.append(obs)
@@ -250,18 +250,31 @@ class VectorEnv:
             infos,
         )
 
-    def _recover(self, index: int, seed: int | None, count: bool) -> tuple[dict, dict]:
-        """Restart worker `index` and reset it; count its lost episode if one was under way."""
+    def _recover(self, index: int, seed: int | None, count: bool, why: Any = "crash") -> tuple[dict, dict]:
+        """Restart worker `index` and reset it; count its lost episode if one was under way. `why` is the failure
+        that caused the restart; if the restarted worker keeps failing, the error names both failures."""
+        first = why
         for _ in range(3):
             self._restart(index)
+            why = "crash"
             if self._send(index, "reset", seed):
-                ok, result = self._receive(index, time.monotonic() + self.timeout)
+                ok, why = self._receive(index, time.monotonic() + self.timeout)
                 if ok:
                     if count:
                         self.dropped_episodes += 1
-                    return result
+                    return why
         self.close()
-        raise RuntimeError(f"env worker {index} for '{self.name}' keeps failing right after a restart")
+        last, first = self._describe(why), self._describe(first)
+        also = "" if first == last else f" (before the restarts: {first})"
+        raise RuntimeError(f"env worker {index} for '{self.name}' keeps failing right after a restart: {last}{also}")
+
+    def _describe(self, failure: Any) -> str:
+        """One line for a failed call: the worker's own exception, a hang or a dead process."""
+        if isinstance(failure, tuple | list) and len(failure) >= 2:
+            return f"{failure[0]}: {failure[1]}"
+        if failure == "timeout":
+            return f"no answer within env.worker_timeout ({self.timeout:g} s)"
+        return "the worker process died"
 
     @staticmethod
     def _stack(obs_list: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:

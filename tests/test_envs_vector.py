@@ -85,3 +85,21 @@ def test_vector_from_config():
         assert vec.num_envs == 1 and vec.timeout == 30.0 and vec.name == "metaworld/turn_tap"
         obs, infos = vec.reset(seed=0)
         assert obs["image"].shape == (1, 32, 32, 3) and infos[0]["noun"] == "faucet"
+
+
+def test_a_worker_that_keeps_failing_is_reported_with_its_own_error():
+    """After the restarts the error names the worker's exception, not only "keeps failing" (RLBench pretraining
+    errors are raised in the worker's reset, so this is how they reach the user)."""
+    env = object.__new__(VectorEnv)  # the recovery logic alone, without processes
+    env.name, env.timeout, env.dropped_episodes = "pretrain", 5.0, 0
+    answers = iter([(False, ("RLBenchPretrainError", "task holds 0 of 3 objects", "tb"))] * 3)
+    env._restart = lambda index: None
+    env._send = lambda index, command, payload: True
+    env._receive = lambda index, deadline: next(answers)
+    env.close = lambda: None
+    with pytest.raises(RuntimeError) as err:
+        env._recover(0, None, count=True, why="timeout")
+    message = str(err.value)
+    assert "keeps failing right after a restart: RLBenchPretrainError: task holds 0 of 3 objects" in message
+    assert "before the restarts: no answer within env.worker_timeout (5 s)" in message
+    assert env.dropped_episodes == 0
