@@ -357,13 +357,22 @@ class Run:
         if self.progress.env_steps < self.cfg.run.prefill or len(self.replay) < cfg.batch_length:
             return
         self.progress.train_credit += env_steps * cfg.train_ratio / (cfg.batch_size * cfg.batch_length)
+        # on a GPU the next batch's copy overlaps the current step (same batches, same order); on CPU there is no copy
+        ahead = self.agent.device.type == "cuda"
+        pending = None
         while self.progress.train_credit >= 1.0 and self.stop_signal is None:
             self.progress.train_credit -= 1.0
-            batch = self.replay.sample(cfg.batch_size, cfg.batch_length)
-            metrics = self.agent.train_step({k: batch[k] for k in batch})
+            batch = pending if pending is not None else self.agent.prefetch(self.sample())
+            pending = self.agent.prefetch(self.sample()) if ahead and self.progress.train_credit >= 1.0 else None
+            metrics = self.agent.train_step(batch)
             self.progress.updates += 1
             for key, value in metrics.items():
                 self.metrics[f"train/{key}"].append(value)
+
+    def sample(self) -> dict[str, np.ndarray]:
+        cfg = self.cfg.agent
+        batch = self.replay.sample(cfg.batch_size, cfg.batch_length)
+        return {k: batch[k] for k in batch}
 
     def write_metrics(self, fps: dict[str, float]) -> None:
         logger = self.logger
