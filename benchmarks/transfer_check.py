@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 def main() -> None:
     from lamp.ablate import Ablation, read_eval_curve
+    from lamp.atomic import atomic_write_bytes
     from lamp.evaluate import random_policy
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -34,26 +35,43 @@ def main() -> None:
     parser.add_argument("--random-episodes", type=int, default=10)
     parser.add_argument("--parallel", type=int, default=2, help="arms run side by side (the grid's flags set threads)")
     parser.add_argument("--smoke", action="store_true", help="tiny agent and budgets: checks the script only")
+    parser.add_argument(
+        "--report", action="store_true", help="no training: curves, plot and summary of what LOGDIR holds so far"
+    )
     args = parser.parse_args()
 
     logdir = Path(args.logdir).expanduser()
-    spec = yaml.safe_load(Path(args.file).read_text())
-    if args.smoke:
+    grid_file = logdir / "transfer_check.yaml"  # the exact grid that ran, next to its results
+    if args.report and not grid_file.is_file():
+        print(f"error: {grid_file} not found: --report reads a transfer check's LOGDIR (run it first)", file=sys.stderr)
+        sys.exit(2)
+    spec = yaml.safe_load((grid_file if args.report else Path(args.file)).read_text())
+    if args.smoke and not args.report:
         spec.update(
             configs=["smoke"], pretrain_steps=60, finetune_steps=60, eval_every=30, budgets=[60],
             flags=["--env.episode_length", "30", "--run.prefill", "30", "--run.eval_episodes", "1"],
         )  # fmt: skip
-    logdir.mkdir(parents=True, exist_ok=True)
-    grid_file = logdir / "transfer_check.yaml"  # the exact grid that ran, next to its results
-    grid_file.write_text(yaml.safe_dump(spec, sort_keys=False))
+    if not args.report:
+        logdir.mkdir(parents=True, exist_ok=True)
+        grid_file.write_text(yaml.safe_dump(spec, sort_keys=False))
     ablation = Ablation.load(grid_file)
     length = 30 if args.smoke else 150
     start = time.time()
-    baseline = random_policy(ablation.tasks[0], args.random_episodes if not args.smoke else 2, 0, length)
+    saved = logdir / "random_policy.json"  # measured with the grid; --report shows the same numbers
+    if args.report and saved.is_file():
+        baseline = json.loads(saved.read_text())
+    else:
+        baseline = random_policy(ablation.tasks[0], args.random_episodes if not args.smoke else 2, 0, length)
+        if not args.report:
+            atomic_write_bytes(saved, json.dumps(baseline).encode())
     print(json.dumps({"random_policy": baseline}), flush=True)
     cmd = [sys.executable, "-m", "lamp.cli", "ablate", str(grid_file), "--logdir", str(logdir)]
     cmd += ["--parallel", str(args.parallel)]
-    code = subprocess.run(cmd, cwd=ROOT, check=False).returncode
+    code = 0 if args.report else subprocess.run(cmd, cwd=ROOT, check=False).returncode
+    if args.report:
+        from lamp.ablate import summarize
+
+        summarize(ablation, logdir)  # summary.md/csv and curves.png, as the grid writes them at its end
     curves = {}
     for variant in ablation.variants:
         for seed in ablation.seeds:

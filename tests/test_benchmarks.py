@@ -48,6 +48,15 @@ def test_transfer_check_runs_both_arms_and_measures_the_random_policy(tmp_path):
     assert set(out["final_success"]) == {"p2e/seed0", "scratch/seed0"}
     assert all(v is not None and 0 <= v <= 1 for v in out["final_success"].values())
     assert (tmp_path / "tc" / "transfer_check.png").read_bytes()[:4] == b"\x89PNG"
+    (tmp_path / "tc" / "summary.md").unlink()
+    report = run_json("benchmarks/transfer_check.py", "--report", "--logdir", str(tmp_path / "tc"))
+    assert report["final_success"] == out["final_success"] and report["random_policy"] == out["random_policy"]
+    assert (tmp_path / "tc" / "summary.md").is_file()  # rewritten from the runs, nothing trained
+    missing = subprocess.run(
+        [sys.executable, "benchmarks/transfer_check.py", "--report", "--logdir", str(tmp_path / "none")],
+        cwd=ROOT, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert missing.returncode == 2 and "run it first" in missing.stderr and "Traceback" not in missing.stderr
 
 
 def test_agent_throughput_profile_splits_the_step_into_phases():
