@@ -83,3 +83,11 @@ def test_learning_check_on_a_task_runs_lamp_finetune_from_pixels_and_reads_its_e
     saved = yaml.safe_load((run / "config.yaml").read_text())
     assert saved["agent"]["vector_keys"] == [] and saved["scorer"]["kind"] == "none"  # cameras only
     assert (run / "done.json").is_file()
+    diag = run_json("benchmarks/diagnose.py", str(run), "--episodes", "1", "--contexts", "5")
+    assert diag["episodes"] == 1 and diag["checkpoint"].endswith(".pt") and diag["last_logged"]["step"] == 60
+    assert len(diag["open_loop_reward_mae_by_step"]) == 4 == len(diag["open_loop_image_mse_by_step"])  # smoke horizon
+    assert -1 <= diag["reward_head_corr"] <= 1 and diag["reward_head_mae"] >= 0 and 0.1 <= diag["actor_std"] <= 1
+    bad = subprocess.run(
+        [sys.executable, "benchmarks/diagnose.py", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert bad.returncode == 2 and "is not a lamp run" in bad.stderr and "Traceback" not in bad.stderr
