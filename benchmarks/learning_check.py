@@ -120,7 +120,8 @@ def task_check(args: argparse.Namespace) -> None:
     size = args.size or "size2m"
     logdir = Path(args.logdir or f"runs/learning_check/{args.env}-{args.obs}-{size}-seed{args.seed}").expanduser()
     baseline = random_policy(args.env, args.random_episodes, args.seed, args.episode_length)
-    print(json.dumps({"random_policy": baseline}), flush=True)
+    expert = random_policy(args.env, min(3, args.random_episodes), args.seed, args.episode_length, scripted=True)
+    print(json.dumps({"random_policy": baseline, "scripted_expert": expert}), flush=True)
     configs = ["metaworld", size] + (["fast"] if args.fast else [])
     cmd = [sys.executable, "-m", "lamp.cli", "finetune", "--scratch", "--scorer.kind", "none", "--task", args.env]
     cmd += ["--configs", *configs, "--seed", str(args.seed), "--logdir", str(logdir)]
@@ -151,6 +152,7 @@ def task_check(args: argparse.Namespace) -> None:
         "train_ratio": args.train_ratio,
         "logdir": str(logdir),
         "random_policy": baseline,
+        "scripted_expert": expert,
         "last_eval_success": curve[-1]["success_rate"] if curve else None,
         "best_eval_success": best,
         "exit_code": code,

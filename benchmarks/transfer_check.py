@@ -57,14 +57,19 @@ def main() -> None:
     ablation = Ablation.load(grid_file)
     length = 30 if args.smoke else 150
     start = time.time()
-    saved = logdir / "random_policy.json"  # measured with the grid; --report shows the same numbers
+    saved = logdir / "reference_policies.json"  # measured with the grid; --report shows the same numbers
     if args.report and saved.is_file():
-        baseline = json.loads(saved.read_text())
+        references = json.loads(saved.read_text())
     else:
-        baseline = random_policy(ablation.tasks[0], args.random_episodes if not args.smoke else 2, 0, length)
+        episodes = args.random_episodes if not args.smoke else 2
+        references = {
+            "random_policy": random_policy(ablation.tasks[0], episodes, 0, length),
+            "scripted_expert": random_policy(ablation.tasks[0], min(3, episodes), 0, length, scripted=True),
+        }
         if not args.report:
-            atomic_write_bytes(saved, json.dumps(baseline).encode())
-    print(json.dumps({"random_policy": baseline}), flush=True)
+            atomic_write_bytes(saved, json.dumps(references).encode())
+    baseline = references["random_policy"]
+    print(json.dumps(references), flush=True)
     cmd = [sys.executable, "-m", "lamp.cli", "ablate", str(grid_file), "--logdir", str(logdir)]
     cmd += ["--parallel", str(args.parallel)]
     code = 0 if args.report else subprocess.run(cmd, cwd=ROOT, check=False).returncode
@@ -88,7 +93,7 @@ def main() -> None:
         "finetune_steps": ablation.finetune_steps,
         "configs": ablation.configs,
         "flags": ablation.flags,
-        "random_policy": baseline,
+        **references,
         "final_success": {k: (c[-1][1] if c else None) for k, c in curves.items()},
         "ablate_exit_code": code,
         "minutes": round((time.time() - start) / 60, 1),

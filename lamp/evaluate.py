@@ -47,9 +47,10 @@ def run_episodes(
     return {"episodes": results, "frames": frames}
 
 
-def random_policy(task: str, episodes: int, seed: int, episode_length: int) -> dict[str, Any]:
+def random_policy(task: str, episodes: int, seed: int, episode_length: int, scripted: bool = False) -> dict[str, Any]:
     """Success (at any step) and return of uniform random actions on a downstream task: the floor that every learning
-    curve is read against, measured in the same run (no rendering: the policy ignores the pixels)."""
+    curve is read against, measured in the same run (no rendering: the policy ignores the pixels). `scripted`: the
+    simulator's hand-written expert instead (Meta-World's policies), the ceiling that returns are read against."""
     from envs import make_env
 
     env = make_env(task, wrist=True, episode_length=episode_length, render=False)
@@ -60,7 +61,10 @@ def random_policy(task: str, episodes: int, seed: int, episode_length: int) -> d
             env.reset(seed=seed + 10_000 + k)
             done, success, total = False, False, 0.0
             while not done:
-                action = rng.uniform(-1, 1, env.action_space.shape).astype(np.float32)
+                if scripted:
+                    action = np.clip(env.scripted_action(), -1, 1).astype(np.float32)
+                else:
+                    action = rng.uniform(-1, 1, env.action_space.shape).astype(np.float32)
                 _, reward, terminated, truncated, info = env.step(action)
                 success |= bool(info["success"])
                 total += float(reward)
