@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import time
+import warnings
 import weakref
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -482,7 +483,10 @@ class MetaWorldEnv(gym.Env):
         if self.scene.name not in self._policies:
             self._policies[self.scene.name] = ENV_POLICY_MAP[self.scene.name]()
         policy = self._policies[self.scene.name]
-        return np.clip(policy.get_action(self._raw), -1.0, 1.0).astype(np.float32)
+        with warnings.catch_warnings():  # "Constant(s) may be too high": the policies' gains; clipped right here
+            warnings.simplefilter("ignore", UserWarning)
+            action = policy.get_action(self._raw)
+        return np.clip(action, -1.0, 1.0).astype(np.float32)
 
     def render(self) -> np.ndarray:
         return area_downsample(self.scene.render(self.camera), self.size)
