@@ -164,14 +164,17 @@ def main() -> None:
 
         from lamp.agent.agent import Agent
 
+        def log(message: str) -> None:  # stdout carries only the JSON lines
+            print(message, file=sys.stderr)
+
         run_dir = Path(args.run).expanduser()
-        found = find_checkpoint(run_dir, print) if (run_dir / "config.yaml").is_file() else None
+        found = find_checkpoint(run_dir, log) if (run_dir / "config.yaml").is_file() else None
         if found is None:
             raise UsageError(f"'{run_dir}' is not a lamp run with a checkpoint (needs config.yaml and a checkpoint)")
         cfg = build_config(base=load_saved_config(run_dir), overrides={"env.workers": 1})
         if cfg.threads:
             torch.set_num_threads(int(cfg.threads))
-        scorer = make_scorer(cfg, print)
+        scorer = make_scorer(cfg, log)
         envs = make_envs(cfg, workers=1, seed=args.seed)
         try:
             lang = instruction_embedding(scorer, task_instruction(cfg))
