@@ -68,7 +68,6 @@ def main() -> None:
         }
         if not args.report:
             atomic_write_bytes(saved, json.dumps(references).encode())
-    baseline = references["random_policy"]
     print(json.dumps(references), flush=True)
     cmd = [sys.executable, "-m", "lamp.cli", "ablate", str(grid_file), "--logdir", str(logdir)]
     cmd += ["--parallel", str(args.parallel)]
@@ -83,7 +82,12 @@ def main() -> None:
             curve = read_eval_curve(logdir / variant.label / f"seed{seed}" / ablation.tasks[0])
             curves[f"{variant.label}/seed{seed}"] = curve
             print(json.dumps({"arm": variant.label, "seed": seed, "curve": curve}), flush=True)
-    _plot(curves, baseline, logdir / "transfer_check.png", ablation.tasks[0])
+    returns = {
+        f"{v.label}/seed{seed}": read_eval_curve(logdir / v.label / f"seed{seed}" / ablation.tasks[0], "eval/return")
+        for v in ablation.variants
+        for seed in ablation.seeds
+    }
+    _plot(curves, returns, references, logdir / "transfer_check.png", ablation.tasks[0])
     summary = {
         "benchmark": "transfer_check",
         "task": ablation.tasks[0],
@@ -103,7 +107,14 @@ def main() -> None:
     sys.exit(code)
 
 
-def _plot(curves: dict[str, list[tuple[int, float]]], baseline: dict[str, float], path: Path, task: str) -> None:
+def _plot(
+    curves: dict[str, list[tuple[int, float]]],
+    returns: dict[str, list[tuple[int, float]]],
+    references: dict[str, dict[str, float]],
+    path: Path,
+    task: str,
+) -> None:
+    """Evaluation success (left) and return (right) per arm, with the random policy's and the expert's levels."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -111,16 +122,22 @@ def _plot(curves: dict[str, list[tuple[int, float]]], baseline: dict[str, float]
 
     from lamp.atomic import atomic_path
 
-    fig, ax = plt.subplots(figsize=(6, 3.8), dpi=110)
-    for name, curve in curves.items():
-        if curve:
-            ax.plot(*zip(*curve, strict=True), marker="o", label=name)
-    ax.axhline(baseline["success_rate"], color="grey", linestyle="--", label="random policy")
-    ax.set_xlabel("fine-tuning env steps")
-    ax.set_ylabel(f"{task} evaluation success")
-    ax.set_ylim(-0.02, 1.02)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), dpi=110)
+    for ax, data, key, label in (
+        (axes[0], curves, "success_rate", "evaluation success"),
+        (axes[1], returns, "return", "evaluation return"),
+    ):
+        for name, curve in data.items():
+            if curve:
+                ax.plot(*zip(*curve, strict=True), marker="o", label=name)
+        ax.axhline(references["random_policy"][key], color="grey", linestyle="--", label="random policy")
+        if "scripted_expert" in references:
+            ax.axhline(references["scripted_expert"][key], color="green", linestyle=":", label="scripted expert")
+        ax.set_xlabel("fine-tuning env steps")
+        ax.set_ylabel(f"{task} {label}")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylim(-0.02, 1.02)
+    axes[1].legend(fontsize=8)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")

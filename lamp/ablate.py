@@ -335,8 +335,9 @@ def run_grid(
         return list(pool.map(work, jobs))
 
 
-def read_eval_curve(run_dir: Path) -> list[tuple[int, float]]:
-    """(env step, eval success) pairs from a fine-tuning run's metrics.jsonl, in step order."""
+def read_eval_curve(run_dir: Path, key: str = "eval/success") -> list[tuple[int, float]]:
+    """(env step, eval success) pairs from a fine-tuning run's metrics.jsonl, in step order (`key`: another
+    evaluation metric, e.g. eval/return, which shows progress while success is still 0)."""
     path = run_dir / "metrics.jsonl"
     if not path.is_file():
         return []
@@ -346,8 +347,8 @@ def read_eval_curve(run_dir: Path) -> list[tuple[int, float]]:
             row = json.loads(line)
         except json.JSONDecodeError:
             continue  # a line cut by a crash; the rest of the file is still good
-        if "eval/success" in row:
-            points[int(row["step"])] = float(row["eval/success"])
+        if key in row:
+            points[int(row["step"])] = float(row[key])
     return sorted(points.items())
 
 
