@@ -114,13 +114,13 @@ def task_check(args: argparse.Namespace) -> None:
     """`lamp finetune --scratch` on a downstream task, then its evaluation curve next to the random policy."""
     import subprocess
 
-    from lamp.evaluate import random_policy
+    from lamp.evaluate import reference_policy
 
     root = Path(__file__).resolve().parents[1]
     size = args.size or "size2m"
     logdir = Path(args.logdir or f"runs/learning_check/{args.env}-{args.obs}-{size}-seed{args.seed}").expanduser()
-    baseline = random_policy(args.env, args.random_episodes, args.seed, args.episode_length)
-    expert = random_policy(args.env, min(3, args.random_episodes), args.seed, args.episode_length, scripted=True)
+    baseline = reference_policy(args.env, args.random_episodes, args.seed, args.episode_length)
+    expert = reference_policy(args.env, min(3, args.random_episodes), args.seed, args.episode_length, scripted=True)
     print(json.dumps({"random_policy": baseline, "scripted_expert": expert}), flush=True)
     configs = ["metaworld", size] + (["fast"] if args.fast else [])
     cmd = [sys.executable, "-m", "lamp.cli", "finetune", "--scratch", "--scorer.kind", "none", "--task", args.env]

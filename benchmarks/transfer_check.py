@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 def main() -> None:
     from lamp.ablate import Ablation, read_eval_curve
     from lamp.atomic import atomic_write_bytes
-    from lamp.evaluate import random_policy
+    from lamp.evaluate import reference_policy
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--file", default=str(ROOT / "prompts" / "transfer_check.yaml"))
@@ -63,8 +63,8 @@ def main() -> None:
     else:
         episodes = args.random_episodes if not args.smoke else 2
         references = {
-            "random_policy": random_policy(ablation.tasks[0], episodes, 0, length),
-            "scripted_expert": random_policy(ablation.tasks[0], min(3, episodes), 0, length, scripted=True),
+            "random_policy": reference_policy(ablation.tasks[0], episodes, 0, length),
+            "scripted_expert": reference_policy(ablation.tasks[0], min(3, episodes), 0, length, scripted=True),
         }
         if not args.report:
             atomic_write_bytes(saved, json.dumps(references).encode())

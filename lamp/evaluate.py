@@ -47,7 +47,9 @@ def run_episodes(
     return {"episodes": results, "frames": frames}
 
 
-def random_policy(task: str, episodes: int, seed: int, episode_length: int, scripted: bool = False) -> dict[str, Any]:
+def reference_policy(
+    task: str, episodes: int, seed: int, episode_length: int, scripted: bool = False
+) -> dict[str, Any]:
     """Success (at any step) and return of uniform random actions on a downstream task: the floor that every learning
     curve is read against, measured in the same run (no rendering: the policy ignores the pixels). `scripted`: the
     simulator's hand-written expert instead (Meta-World's policies), the ceiling that returns are read against."""
@@ -62,7 +64,7 @@ def random_policy(task: str, episodes: int, seed: int, episode_length: int, scri
             done, success, total = False, False, 0.0
             while not done:
                 if scripted:
-                    action = np.clip(env.scripted_action(), -1, 1).astype(np.float32)
+                    action = env.scripted_action()  # already clipped to the action box
                 else:
                     action = rng.uniform(-1, 1, env.action_space.shape).astype(np.float32)
                 _, reward, terminated, truncated, info = env.step(action)

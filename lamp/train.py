@@ -185,7 +185,7 @@ class Run:
         self.log(f"agent: {precision.name}, {torch.get_num_threads()} torch threads ({precision.reason})")
         replay_cfg = OmegaConf.to_container(cfg.replay)
         replay_cfg["directory"] = replay_cfg["directory"] or str(self.logdir / "replay")
-        model_bytes = sum(p.numel() * p.element_size() for p in self.agent.parameters()) * 3  # + Adam moments
+        model_bytes = self.agent.model_bytes()  # parameters, buffers and Adam moments
         spec = step_spec(self.obs_space, cfg.agent.action_dim)
         storage_budget(spec, replay_cfg, model_bytes=model_bytes, steps=cfg.run.steps, print_fn=self.log)
         # ---- all checked: from here on LOGDIR is written, and only while this run holds its lock
