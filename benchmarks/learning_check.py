@@ -330,4 +330,10 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from lamp.errors import UsageError
+
+    try:
+        main()
+    except UsageError as e:  # a mistyped --env or flag: one line and exit 2, as the lamp CLI does
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)

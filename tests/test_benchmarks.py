@@ -91,3 +91,12 @@ def test_learning_check_on_a_task_runs_lamp_finetune_from_pixels_and_reads_its_e
         [sys.executable, "benchmarks/diagnose.py", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, check=False
     )
     assert bad.returncode == 2 and "is not a lamp run" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_learning_check_names_a_mistyped_env_in_one_line():
+    proc = subprocess.run(
+        [sys.executable, "benchmarks/learning_check.py", "--env", "push_buton", "--env-steps", "10"],
+        cwd=ROOT, capture_output=True, text=True, check=False, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("error: unknown env 'push_buton'") and "metaworld/push_button" in proc.stderr
