@@ -26,7 +26,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-HELD_OUT_SEED = 900_000  # far from the run's training (seed + restarts) and evaluation (seed + k) episode seeds
+HELD_OUT_SEED = 900_000_000  # above training (seed + restarts) and evaluation (seed + 10000 + env step + k) seeds
 
 
 def collect(agent: Any, envs: Any, lang: np.ndarray | None, seed: int) -> dict[str, np.ndarray]:
@@ -171,7 +171,11 @@ def main() -> None:
         found = find_checkpoint(run_dir, log) if (run_dir / "config.yaml").is_file() else None
         if found is None:
             raise UsageError(f"'{run_dir}' is not a lamp run with a checkpoint (needs config.yaml and a checkpoint)")
+        if args.episodes < 1:
+            raise UsageError(f"--episodes must be at least 1, got {args.episodes}")
         cfg = build_config(base=load_saved_config(run_dir), overrides={"env.workers": 1})
+        if cfg.env.task == "pretrain":  # no task reward to hold the reward head against
+            raise UsageError(f"'{run_dir}' is a pretraining run; diagnose a fine-tuning run (lamp finetune --logdir)")
         if cfg.threads:
             torch.set_num_threads(int(cfg.threads))
         scorer = make_scorer(cfg, log)

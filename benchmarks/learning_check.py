@@ -19,6 +19,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -54,14 +55,14 @@ class ReachEnv(gym.Env):
         state = np.concatenate([self.pos, self.target, self.target - self.pos])
         return {"image": image, "state": state.astype(np.float32)}
 
-    def reset(self, *, seed: int | None = None, options: dict | None = None):
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[dict[str, np.ndarray], dict]:
         super().reset(seed=seed)
         self.pos = self.np_random.uniform(-0.8, 0.8, 2)
         self.target = self.np_random.uniform(-0.8, 0.8, 2)
         self.t = 0
         return self._obs(), {}
 
-    def step(self, action):
+    def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, bool]]:
         move = self.speed * np.clip(np.asarray(action, np.float32)[:2], -1, 1)
         self.pos = np.clip(self.pos + move, -1, 1)
         self.t += 1
@@ -81,7 +82,7 @@ DIAGNOSTICS = (
 )
 
 
-def parse_value(text: str):
+def parse_value(text: str) -> Any:
     """YAML scalar, with numbers such as 3e-4 (a string to YAML 1.1) read as floats."""
     value = yaml.safe_load(text)
     if isinstance(value, str):
@@ -92,7 +93,7 @@ def parse_value(text: str):
     return value
 
 
-def make_env(name: str):
+def make_env(name: str) -> Any:
     if name == "reach":
         return ReachEnv()
     import envs
@@ -141,7 +142,7 @@ def task_check(args: argparse.Namespace) -> None:
     curve = task_curve(logdir / "metrics.jsonl")
     for row in curve:
         print(json.dumps(row), flush=True)
-    best = max((row["success_rate"] for row in curve), default=None)
+    highest = max((row["success_rate"] for row in curve), default=None)  # optimistic: the max of noisy evaluations
     summary = {
         "benchmark": "learning_check",
         "env": args.env,
@@ -154,7 +155,7 @@ def task_check(args: argparse.Namespace) -> None:
         "random_policy": baseline,
         "scripted_expert": expert,
         "last_eval_success": curve[-1]["success_rate"] if curve else None,
-        "best_eval_success": best,
+        "max_eval_success": highest,
         "exit_code": code,
     }
     print(json.dumps(summary))
@@ -162,7 +163,7 @@ def task_check(args: argparse.Namespace) -> None:
 
 
 def task_curve(metrics: Path) -> list[dict[str, float]]:
-    """One row per evaluation: env steps, updates, minutes, success and return, and the training diagnostics
+    """One row per evaluation: env steps, updates, success and return, and the training diagnostics
     logged last before it (is the reward head right, what return does imagination expect, is the policy exploring)."""
     if not metrics.is_file():
         return []
@@ -175,7 +176,9 @@ def task_curve(metrics: Path) -> list[dict[str, float]]:
         latest.update({name: row[key] for name, key in TASK_DIAGNOSTICS.items() if key in row})
         if "eval/success" in row:
             point = {"env_steps": int(row["step"]), "success_rate": float(row["eval/success"])}
-            point |= {k: row[k] for k in ("eval/return", "updates", "minutes") if k in row}
+            point |= {k: row[k] for k in ("eval/return",) if k in row}
+            if "progress/updates" in row:
+                point["updates"] = int(row["progress/updates"])
             rows.append(point | {k: round(float(v), 4) for k, v in latest.items()})
     return rows
 
@@ -186,13 +189,16 @@ def main() -> None:
     from lamp.agent.agent import Agent
     from lamp.agent.config import make_config
     from lamp.agent.replay import Replay
+    from lamp.errors import UsageError
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", default="reach")
     parser.add_argument("--size", default=None, help="size block (default: small for reach, size2m for a task)")
     parser.add_argument("--env-steps", type=int, default=20000)
     parser.add_argument("--prefill", type=int, default=1000)
-    parser.add_argument("--train-ratio", type=float, default=32)
+    parser.add_argument(
+        "--train-ratio", type=float, default=None, help="replayed steps per env step (default: 32 reach, 64 a task)"
+    )
     parser.add_argument("--precision", default="auto", help="auto | float32 | bfloat16")
     parser.add_argument("--block", type=int, default=10, help="episodes per printed success rate")
     parser.add_argument("--seed", type=int, default=0)
@@ -210,12 +216,17 @@ def main() -> None:
     parser.add_argument("--eval-episodes", type=int, default=10, help="task runs: episodes per evaluation")
     parser.add_argument("--episode-length", type=int, default=150, help="task runs: steps per episode (the paper's)")
     args = parser.parse_args()
+    bad = [item for item in args.set if "=" not in item]
+    if bad:
+        raise UsageError(f"--set {bad[0]!r} has no '='; write KEY=VALUE, e.g. --set actor_grad=reinforce")
     if args.env != "reach":
         from envs import DOWNSTREAM_TASKS
 
         if args.env in DOWNSTREAM_TASKS:
+            args.train_ratio = args.train_ratio or 64.0
             return task_check(args)
     args.size = args.size or "small"
+    args.train_ratio = args.train_ratio or 32.0
 
     if args.threads:
         torch.set_num_threads(args.threads)

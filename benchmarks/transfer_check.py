@@ -15,6 +15,7 @@ import argparse
 import json
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -25,8 +26,21 @@ sys.path.insert(0, str(ROOT))
 
 
 def main() -> None:
+    from lamp.errors import UsageError
+
+    try:
+        run()
+    except (UsageError, OSError) as e:  # a bad --file or LOGDIR: one line and exit 2, as the lamp CLI does
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+def run() -> None:
+    """Validate the grid, measure the reference policies, run (or report) the grid, print and plot the curves."""
     from lamp.ablate import Ablation, read_eval_curve
     from lamp.atomic import atomic_write_bytes
+    from lamp.config import build_config, read_yaml_mapping
+    from lamp.errors import UsageError
     from lamp.evaluate import reference_policy
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -43,19 +57,27 @@ def main() -> None:
     logdir = Path(args.logdir).expanduser()
     grid_file = logdir / "transfer_check.yaml"  # the exact grid that ran, next to its results
     if args.report and not grid_file.is_file():
-        print(f"error: {grid_file} not found: --report reads a transfer check's LOGDIR (run it first)", file=sys.stderr)
-        sys.exit(2)
-    spec = yaml.safe_load((grid_file if args.report else Path(args.file)).read_text())
+        raise UsageError(f"{grid_file} not found: --report reads a transfer check's LOGDIR (run it first)")
+    source = grid_file if args.report else Path(args.file).expanduser()
+    spec = read_yaml_mapping(source, "transfer check file", "see prompts/transfer_check.yaml for the format")
     if args.smoke and not args.report:
         spec.update(
             configs=["smoke"], pretrain_steps=60, finetune_steps=60, eval_every=30, budgets=[60],
             flags=["--env.episode_length", "30", "--run.prefill", "30", "--run.eval_episodes", "1"],
         )  # fmt: skip
+    text = yaml.safe_dump(spec, sort_keys=False).encode()
+    with tempfile.TemporaryDirectory() as tmp:  # validate before anything lands in LOGDIR
+        check = Path(tmp) / source.name
+        check.write_bytes(text)
+        try:
+            ablation = Ablation.load(check)
+        except UsageError as e:
+            raise UsageError(str(e).replace(str(check), str(source))) from None
     if not args.report:
         logdir.mkdir(parents=True, exist_ok=True)
-        grid_file.write_text(yaml.safe_dump(spec, sort_keys=False))
-    ablation = Ablation.load(grid_file)
-    length = 30 if args.smoke else 150
+        atomic_write_bytes(grid_file, text)
+    cfg = build_config(["finetune", *ablation.configs], flags=ablation.flags)
+    length = int(cfg.env.episode_length)  # the references play the episodes the arms are evaluated on
     start = time.time()
     saved = logdir / "reference_policies.json"  # measured with the grid; --report shows the same numbers
     if args.report and saved.is_file():

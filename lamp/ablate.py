@@ -51,6 +51,9 @@ ARMS: dict[str, list[str] | None] = {
     "clip": ["clip_reward"],
     "scratch": None,
 }
+# The scorer an arm pretrained with, pinned for its fine-tuning too (p2e's agent has no language input; clip's
+# `lang` observation is a CLIP text embedding), since fine-tuning re-applies `configs`, not the arm's block.
+PRETRAIN_SCORER = {"p2e": "none", "clip": "clip"}
 STYLED_ARMS = ("lamp", "lang_only", "clip")  # arms whose pretraining samples prompts (clip/lang_only: the first style)
 # LAMP fine-tuned with the critic linear probe (hidden critic layers frozen); `freeze: []` trains the whole critic.
 DEFAULT_FREEZE = ["critic_hidden"]
@@ -176,6 +179,16 @@ class Ablation:
         budgets = [number("budgets", b, "run.steps") for b in data.get("budgets", [finetune_steps])]
         if any(b > finetune_steps for b in budgets):
             raise UsageError(f"ablation file '{p}': budgets {budgets} must lie in (0, finetune_steps={finetune_steps}]")
+        if eval_every > finetune_steps:
+            raise UsageError(
+                f"ablation file '{p}': eval_every ({eval_every}) must be at most finetune_steps ({finetune_steps})"
+            )
+        unevaluated = [b for b in budgets if b % eval_every and b != finetune_steps]
+        if unevaluated:  # the table would show the evaluation before the budget under the budget's name
+            raise UsageError(
+                f"ablation file '{p}': budgets {unevaluated} are not evaluated (runs evaluate every eval_every="
+                f"{eval_every} steps and at finetune_steps); use multiples of eval_every"
+            )
         flags = [str(f) for f in data.get("flags", [])]
         try:  # every run's config must resolve, so a bad flag fails now, not in the middle of the grid
             build_config(["pretrain", *data.get("configs", [])], flags=flags)
@@ -227,8 +240,8 @@ def plan(ablation: Ablation, logdir: Path) -> list[Job]:
                     start = ["--scratch", "--scorer.kind", "none"]
                 else:
                     start = ["--from", str(pre), *(arg for part in ablation.freeze for arg in ("--freeze", part))]
-                    if "p2e" in blocks:  # its agent has no language input; `configs` must not bring a scorer back
-                        start += ["--scorer.kind", "none"]
+                    if variant.arm in PRETRAIN_SCORER:  # `configs` must not swap in another scorer for fine-tuning
+                        start += ["--scorer.kind", PRETRAIN_SCORER[variant.arm]]
                 configs = ["--configs", *ablation.configs] if ablation.configs else []
                 args = ["finetune", *configs, *common, "--task", task, *start, "--logdir", str(run)]
                 args += ["--run.steps", str(ablation.finetune_steps), "--run.eval_every", str(ablation.eval_every)]
@@ -242,7 +255,7 @@ def run_job(job: Job, runner: Callable[[list[str]], int] | None = None) -> dict[
     runner = runner or _run_lamp
     skipped, ran = 0, 0
     for run_dir, args in job.commands:
-        if (run_dir / DONE_FILE).is_file():
+        if finished(run_dir, args):
             skipped += 1
             continue
         code = runner(args)
@@ -258,6 +271,21 @@ def run_job(job: Job, runner: Callable[[list[str]], int] | None = None) -> dict[
                 "skipped": skipped,
             }
     return {"arm": job.arm, "seed": job.seed, "ok": True, "ran": ran, "skipped": skipped}
+
+
+def finished(run_dir: Path, args: list[str]) -> bool:
+    """A run is done when its done.json reports at least the steps its command asks for (a raised budget in the
+    ablation file re-runs it, which resumes from its checkpoint)."""
+    path = run_dir / DONE_FILE
+    if not path.is_file():
+        return False
+    try:
+        done = json.loads(path.read_text(encoding="utf-8"))
+        reached = int(done["env_steps"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return False  # unreadable: let the run decide (it resumes or finishes at once)
+    wanted = int(args[args.index("--run.steps") + 1]) if "--run.steps" in args else 0
+    return reached >= wanted
 
 
 def _run_lamp(args: list[str]) -> int:
@@ -353,9 +381,16 @@ def read_eval_curve(run_dir: Path, key: str = "eval/success") -> list[tuple[int,
 
 
 def success_at(curve: list[tuple[int, float]], budget: int) -> float:
-    """The last evaluation at or before `budget` env steps (NaN if the run has not evaluated by then)."""
+    """The last evaluation at or before `budget` env steps; NaN if the run has not got that far (a stopped or
+    crashed run must not carry its last number into later budgets)."""
     values = [v for step, v in curve if step <= budget]
-    return values[-1] if values else float("nan")
+    return values[-1] if values and curve[-1][0] >= budget else float("nan")
+
+
+def seed_means(values: dict[tuple[int, str], float], seeds: list[int], tasks: list[str]) -> list[float]:
+    """Per seed, the mean over tasks (NaN unless every task has a number): the units the "all tasks" interval
+    bootstraps over, since the tasks of one seed share its pretraining run."""
+    return [float(np.mean([values[(s, t)] for t in tasks])) for s in seeds]
 
 
 def summarize(ablation: Ablation, logdir: Path) -> dict[str, Path]:
@@ -388,7 +423,8 @@ def summarize(ablation: Ablation, logdir: Path) -> dict[str, Path]:
         f"# {what}: fine-tuning success",
         "",
         f"Evaluation success at fixed fine-tuning env-step budgets: mean ± half-width of the 95% bootstrap interval "
-        f"over {len(ablation.seeds)} seeds, [low, high], n runs; the last column pools seeds × tasks.",
+        f"over {len(ablation.seeds)} seeds, [low, high], n runs; the last column averages the tasks per seed "
+        "(n seeds with every task evaluated).",
     ]
     columns = [*ablation.tasks, "all tasks"]
     for b in ablation.budgets:
@@ -397,7 +433,8 @@ def summarize(ablation: Ablation, logdir: Path) -> dict[str, Path]:
         for label in labels:
             picked = [r for r in rows if r["arm"] == label and r["budget"] == b]
             cells = [cell([r["success"] for r in picked if r["task"] == t]) for t in ablation.tasks]
-            cells.append(cell([r["success"] for r in picked]))
+            by_run = {(r["seed"], r["task"]): r["success"] for r in picked}
+            cells.append(cell(seed_means(by_run, ablation.seeds, ablation.tasks)))
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
     md_path = logdir / "summary.md"
     atomic_write_bytes(md_path, ("\n".join(lines) + "\n").encode("utf-8"))
@@ -421,8 +458,18 @@ def _plot_curves(
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), dpi=110, squeeze=False)
     for ax, tasks in zip(axes[0], panels, strict=True):
         for label in labels:
-            runs = [curves[(label, s, t)] for s in ablation.seeds for t in tasks]
-            stats = np.array([bootstrap_ci([success_at(c, int(x)) for c in runs]) for x in grid])
+            stats = np.array(
+                [
+                    bootstrap_ci(
+                        seed_means(
+                            {(s, t): success_at(curves[(label, s, t)], int(x)) for s in ablation.seeds for t in tasks},
+                            ablation.seeds,
+                            tasks,
+                        )
+                    )
+                    for x in grid
+                ]
+            )
             if np.isfinite(stats[:, 0]).any():
                 ax.plot(grid, stats[:, 0], label=label)
                 ax.fill_between(grid, stats[:, 1], stats[:, 2], alpha=0.2)

@@ -76,7 +76,8 @@ def test_finished_runs_are_skipped_and_failures_stop_the_job(tmp_path: Path) -> 
         calls.append(args)
         run_dir = Path(args[args.index("--logdir") + 1])
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / A.DONE_FILE).write_text("{}")
+        steps = int(args[args.index("--run.steps") + 1])
+        (run_dir / A.DONE_FILE).write_text(json.dumps({"env_steps": steps}))
         return 0
 
     assert A.run_job(job, runner) == {"arm": "similar", "seed": 0, "ok": True, "ran": 3, "skipped": 0}
@@ -129,10 +130,12 @@ def test_summary_files(tmp_path: Path) -> None:
     md = paths["md"].read_text()
     section_20 = md.split("## 20 fine-tuning steps")[1].split("##")[0]
     assert "| arm | push_button | turn_tap | all tasks |" in section_20
-    cell_20, cell_all = "0.50 ± 0.00 [0.50, 0.50] (n=2)", "0.50 ± 0.00 [0.50, 0.50] (n=4)"
+    cell_20 = cell_all = "0.50 ± 0.00 [0.50, 0.50] (n=2)"  # "all tasks": the task mean per seed, n = seeds
     assert f"| similar | {cell_20} | {cell_20} | {cell_all} |" in section_20
     assert "| similar | 1.00 ± 0.00 [1.00, 1.00] (n=2)" in md.split("## 40 fine-tuning steps")[1]
     assert "| shakespeare | 0.00 ± 0.00" in section_20
+    section_40 = md.split("## 40 fine-tuning steps")[1]
+    assert "| shakespeare | 0.20 ± 0.00 [0.20, 0.20] (n=2) | 0.20 ± 0.00 [0.20, 0.20] (n=2) | 0.20 ±" in section_40
     png = paths["png"].read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
 
@@ -157,6 +160,9 @@ def test_arms_plan_the_papers_comparison(tmp_path: Path) -> None:
     p2e_ft = jobs["p2e"].commands[1][1]
     assert p2e_ft[p2e_ft.index("--from") + 1] == str(tmp_path / "grid" / "p2e" / "seed0" / "pretrain")
     assert "critic_hidden" in p2e_ft
+    finetune = {arm: job.commands[1][1] for arm, job in jobs.items() if arm != "scratch"}
+    kinds = {arm: a[a.index("--scorer.kind") + 1] if "--scorer.kind" in a else None for arm, a in finetune.items()}
+    assert kinds == {"lamp": None, "p2e": "none", "lang_only": None, "clip": "clip"}  # configs' smoke has kind tiny
 
 
 def test_several_styles_give_one_lamp_row_each_and_p2e_needs_no_style(tmp_path: Path) -> None:
@@ -180,6 +186,29 @@ def test_success_at_budget() -> None:
     curve = [(10, 0.1), (20, 0.4), (30, 0.2)]
     assert A.success_at(curve, 25) == 0.4 and A.success_at(curve, 30) == 0.2
     assert np.isnan(A.success_at(curve, 5))
+    assert np.isnan(A.success_at(curve, 40))  # a run stopped at 30 has no number for 40, not its last one
+    assert np.isnan(A.success_at([], 10))
+
+
+def test_the_all_tasks_column_bootstraps_over_seeds_not_runs(tmp_path: Path) -> None:
+    ablation = A.Ablation.load(write_ablation(tmp_path, seeds=[0, 1, 2], styles=["similar"]))
+    grid = tmp_path / "grid"
+    for seed, tasks in enumerate([(0.0, 1.0), (0.5, 0.5), (1.0, 0.0)]):
+        for task, value in zip(("push_button", "turn_tap"), tasks, strict=True):
+            fake_finetune_metrics(grid / "similar" / f"seed{seed}" / task, [value] * 4, 10)
+    fake_finetune_metrics(grid / "similar" / "seed2" / "extra", [0.0], 10)  # not in the file: ignored
+    md = A.summarize(ablation, grid)["md"].read_text()
+    assert md.split("## 40 fine-tuning steps")[1].split("\n")[4].endswith("| 0.50 ± 0.00 [0.50, 0.50] (n=3) |")
+
+
+def test_a_raised_budget_reruns_a_finished_run(tmp_path: Path) -> None:
+    ablation = A.Ablation.load(write_ablation(tmp_path, seeds=[0], styles=["similar"]))
+    run_dir, args = A.plan(ablation, tmp_path / "grid")[0].commands[1]  # fine-tuning, --run.steps 40
+    run_dir.mkdir(parents=True)
+    (run_dir / A.DONE_FILE).write_text(json.dumps({"env_steps": 30}))
+    assert not A.finished(run_dir, args)
+    (run_dir / A.DONE_FILE).write_text(json.dumps({"env_steps": 40}))
+    assert A.finished(run_dir, args)
 
 
 @pytest.mark.parametrize(
@@ -199,6 +228,8 @@ def test_success_at_budget() -> None:
         ({"finetune_steps": 2.5}, "'finetune_steps' must be an integer ≥ 1, got 2.5"),
         ({"seeds": [-1]}, "'seeds' must be an integer ≥ 0, got -1"),
         ({"flags": ["--agent.deter"]}, "flag '--agent.deter' has no value"),
+        ({"eval_every": 50}, "eval_every (50) must be at most finetune_steps (40)"),
+        ({"eval_every": 20, "budgets": [30, 40]}, "budgets [30] are not evaluated"),
     ],
 )
 def test_bad_ablation_files(tmp_path: Path, overrides: dict, message: str) -> None:

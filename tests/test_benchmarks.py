@@ -59,6 +59,19 @@ def test_transfer_check_runs_both_arms_and_measures_the_random_policy(tmp_path):
     assert missing.returncode == 2 and "run it first" in missing.stderr and "Traceback" not in missing.stderr
 
 
+def test_transfer_check_refuses_a_bad_grid_file_before_writing(tmp_path):
+    for text, message in (("arms: [p2e, dreamer]\n", "unknown arms ['dreamer']"), ("[1, 2\n", "transfer check file")):
+        grid = tmp_path / "grid.yaml"
+        grid.write_text(text)
+        proc = subprocess.run(
+            [sys.executable, "benchmarks/transfer_check.py", "--file", str(grid), "--logdir", str(tmp_path / "tc")],
+            cwd=ROOT, capture_output=True, text=True, check=False, timeout=300,
+        )  # fmt: skip
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr
+        assert proc.stderr.startswith("error: ") and message in proc.stderr and str(grid) in proc.stderr
+        assert not (tmp_path / "tc").exists()  # nothing half-written
+
+
 def test_agent_throughput_profile_splits_the_step_into_phases():
     out = run_json(
         "benchmarks/agent_throughput.py",
@@ -91,6 +104,29 @@ def test_learning_check_on_a_task_runs_lamp_finetune_from_pixels_and_reads_its_e
         [sys.executable, "benchmarks/diagnose.py", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, check=False
     )
     assert bad.returncode == 2 and "is not a lamp run" in bad.stderr and "Traceback" not in bad.stderr
+    none = subprocess.run(
+        [sys.executable, "benchmarks/diagnose.py", str(run), "--episodes", "0"],
+        cwd=ROOT, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert none.returncode == 2 and "--episodes must be at least 1" in none.stderr and "Traceback" not in none.stderr
+    assert out_rows(run)[-1]["updates"] > 0  # the evaluations carry the update count
+
+
+def out_rows(run: Path) -> list[dict]:
+    """learning_check's per-evaluation rows, read back from the run as the script reads them."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from learning_check import task_curve
+
+    return task_curve(run / "metrics.jsonl")
+
+
+def test_learning_check_refuses_a_set_without_equals():
+    proc = subprocess.run(
+        [sys.executable, "benchmarks/learning_check.py", "--set", "actor_grad", "--env-steps", "10"],
+        cwd=ROOT, capture_output=True, text=True, check=False, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("error: --set 'actor_grad' has no '='")
 
 
 def test_learning_check_names_a_mistyped_env_in_one_line():

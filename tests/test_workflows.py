@@ -263,13 +263,19 @@ def test_linear_probe_survives_resume(pretrained: Path, tmp_path: Path, how: str
 
 @pytest.mark.slow
 def test_paper_arms_end_to_end_at_smoke_size(tmp_path: Path) -> None:
-    """prompts/paper.yaml (lamp, p2e, scratch) with smoke budgets: every arm runs and reaches the summary."""
+    """prompts/paper.yaml's format with all five arms at smoke budgets: every arm runs and reaches the summary; the
+    clip arm loads a tiny random CLIP through the real Hugging Face path and fine-tunes with it, lang_only builds no
+    ensemble, p2e and scratch have no language input."""
+    import torch
     import yaml
 
     from lamp.prompts import prompts_dir
+    from lamp.scorers.tiny import save_tiny_clip
 
+    arms = ["lamp", "p2e", "lang_only", "clip", "scratch"]
     spec = yaml.safe_load((prompts_dir() / "paper.yaml").read_text())
     spec.update(
+        arms=arms,
         seeds=[0],
         tasks=["push_button"],
         configs=["smoke"],
@@ -277,21 +283,33 @@ def test_paper_arms_end_to_end_at_smoke_size(tmp_path: Path) -> None:
         finetune_steps=60,
         eval_every=30,
         budgets=[60],
-        flags=["--env.episode_length", "30", "--run.prefill", "30", "--run.eval_episodes", "1"],
-    )
+        flags=["--env.episode_length", "30", "--run.prefill", "30", "--run.eval_episodes", "1",
+               "--scorer.clip_model", str(save_tiny_clip(tmp_path / "tiny_clip"))],
+    )  # fmt: skip
     path = tmp_path / "paper.yaml"
     path.write_text(json.dumps(spec))
     grid = tmp_path / "grid"
-    cmd = [sys.executable, "-m", "lamp.cli", "ablate", str(path), "--logdir", str(grid)]
+    cmd = [sys.executable, "-m", "lamp.cli", "ablate", str(path), "--logdir", str(grid), "--parallel", "2"]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    assert "3 jobs (3 arms x 1 seeds), 5 runs" in result.stdout
+    assert "5 jobs (5 arms x 1 seeds), 9 runs" in result.stdout
     rows = (grid / "summary.csv").read_text().splitlines()
-    assert [r.split(",")[0] for r in rows[1:]] == ["lamp", "p2e", "scratch"]
+    assert [r.split(",")[0] for r in rows[1:]] == arms
     assert not (grid / "scratch" / "seed0" / "pretrain").exists()
     assert json.loads((grid / "scratch" / "seed0" / "push_button" / "source.json").read_text())["scratch"] is True
     md = (grid / "summary.md").read_text()
-    assert all(f"| {arm} |" in md for arm in ("lamp", "p2e", "scratch"))
+    assert all(f"| {arm} |" in md for arm in arms)
+
+    def agent(arm: str, run: str) -> dict:
+        ckpt = torch.load(grid / arm / "seed0" / run / "checkpoints" / "latest.pt", weights_only=True)
+        return ckpt["agent"]
+
+    for run in ("pretrain", "push_button"):
+        clip_cfg = yaml.safe_load((grid / "clip" / "seed0" / run / "config.yaml").read_text())
+        assert clip_cfg["scorer"]["kind"] == "clip"
+        assert tuple(agent("clip", run)["obs_space"]["lang"]) == (16,)  # the tiny CLIP's text embedding, not R3M's
+    assert agent("lang_only", "pretrain")["explorer"] is False and agent("lamp", "pretrain")["explorer"] is True
+    assert all("lang" not in agent(arm, "push_button")["obs_space"] for arm in ("p2e", "scratch"))
 
 
 @pytest.mark.parametrize(

@@ -107,3 +107,28 @@ def save_official(model: R3M, path: str | Path, extra: dict[str, torch.Tensor] |
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"r3m": state}, path)
     return path
+
+
+def save_tiny_clip(folder: str | Path, seed: int = 0) -> Path:
+    """A randomly initialised tiny CLIP (model + byte-level BPE tokenizer without merges) saved in Hugging Face's
+    format, so `scorer.clip_model: FOLDER` runs the real loading path offline (plumbing checks of the clip arm)."""
+    from transformers import CLIPConfig, CLIPModel, CLIPTokenizer
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    # Byte-level BPE's alphabet: printable bytes stand for themselves, the others for code points from 256 on.
+    printable = [*range(33, 127), *range(161, 173), *range(174, 256)]
+    shifted = [b for b in range(256) if b not in printable]
+    symbols = [chr(b) for b in printable] + [chr(256 + i) for i in range(len(shifted))]
+    vocab = {s: i for i, s in enumerate([*symbols, *(s + "</w>" for s in symbols)])}
+    vocab |= {"<|startoftext|>": len(vocab), "<|endoftext|>": len(vocab) + 1}
+    tokenizer = CLIPTokenizer(vocab=vocab, merges=[])  # no merges: one token per character
+    text = {"vocab_size": len(vocab), "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+            "num_attention_heads": 2, "max_position_embeddings": 128, "pad_token_id": tokenizer.pad_token_id,
+            "bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id}  # fmt: skip
+    vision = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
+              "image_size": 32, "patch_size": 8}  # fmt: skip
+    torch.manual_seed(seed)
+    CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=16)).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
