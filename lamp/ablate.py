@@ -209,6 +209,19 @@ class Ablation:
         )
 
 
+def check_local_devices(ablation: Ablation, path: str | Path) -> None:
+    """Refuse, before the first run, a grid whose devices this machine lacks (not for Ray: its nodes may have them)."""
+    from lamp.config import build_config, check_device
+
+    cfg = build_config(["pretrain", *ablation.configs], flags=ablation.flags)
+    try:
+        check_device("device", str(cfg.device))
+        check_device("scorer.device", str(cfg.scorer.device), allow_auto=True)
+    except UsageError as e:
+        fix = "drop `gpu` from its configs to run on this machine, or pass --ray-address to run on a cluster"
+        raise UsageError(f"ablation file '{Path(path).expanduser()}': {e}; {fix}") from None
+
+
 @dataclass(frozen=True)
 class Job:
     """One grid cell: a pretraining run and the fine-tuning runs that start from it, run in this order."""

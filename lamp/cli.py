@@ -212,9 +212,11 @@ def ablate(
     ] = None,
 ) -> None:
     """The paper's arms or prompt styles x seeds, each pretrain -> finetune per task; resumable; writes a summary."""
-    from lamp.ablate import Ablation, plan, run_grid, summarize
+    from lamp.ablate import Ablation, check_local_devices, plan, run_grid, summarize
 
     ablation = Ablation.load(ablation_file)
+    if not ray_address:
+        check_local_devices(ablation, ablation_file)
     if parallel < 1:
         raise UsageError(f"--parallel must be at least 1, got {parallel}")
     root = Path(logdir).expanduser().resolve()  # absolute: Ray workers do not start in this folder

@@ -241,3 +241,15 @@ def test_bad_ablation_files(tmp_path: Path, overrides: dict, message: str) -> No
 def test_missing_ablation_file(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match=r"does not exist; see prompts/ablation\.yaml"):
         A.Ablation.load(tmp_path / "nope.yaml")
+
+
+def test_a_gpu_grid_is_refused_on_a_machine_without_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    path = write_ablation(tmp_path, configs=["smoke", "gpu"])
+    with pytest.raises(UsageError) as info:
+        A.check_local_devices(A.Ablation.load(path), path)  # loading alone is fine: a Ray cluster may have GPUs
+    assert str(info.value).startswith(f"ablation file '{path}': device is 'cuda' but this machine has no such device")
+    assert "drop `gpu` from its configs" in str(info.value)
+    A.check_local_devices(A.Ablation.load(write_ablation(tmp_path)), path)  # cpu: fine
