@@ -6,7 +6,8 @@ Two kinds of task:
 - a downstream task (`push_button`, ...): `lamp finetune --scratch` on the embedded Meta-World scenes, i.e. the real
   training loop with its deterministic evaluations, checkpoints and resume: re-run the same command to continue a
   run that was stopped. `--obs image` hides the proprio state, so the agent sees only its front + wrist cameras.
-Both print a final JSON summary with a uniform-random policy measured in the same run.
+Both print a final JSON summary with a uniform-random policy measured in the same run; a task run also measures
+Meta-World's scripted expert and plots LOGDIR/learning_check.png (`--report`: print and plot without training).
 
     python benchmarks/learning_check.py --size small --env-steps 20000 --train-ratio 32
     python benchmarks/learning_check.py --env push_button --obs image --env-steps 30000 --logdir runs/lc_push
@@ -115,13 +116,27 @@ def task_check(args: argparse.Namespace) -> None:
     """`lamp finetune --scratch` on a downstream task, then its evaluation curve next to the random policy."""
     import subprocess
 
+    from lamp.atomic import atomic_write_bytes
+    from lamp.errors import UsageError
     from lamp.evaluate import reference_policy
+    from lamp.visualize import plot_eval_curves
 
     root = Path(__file__).resolve().parents[1]
     size = args.size or "size2m"
     logdir = Path(args.logdir or f"runs/learning_check/{args.env}-{args.obs}-{size}-seed{args.seed}").expanduser()
-    baseline = reference_policy(args.env, args.random_episodes, args.seed, args.episode_length)
-    expert = reference_policy(args.env, min(3, args.random_episodes), args.seed, args.episode_length, scripted=True)
+    saved = logdir / "reference_policies.json"  # measured once per run directory; a resumed run reuses them
+    key = {"env": args.env, "episodes": args.random_episodes, "seed": args.seed, "length": args.episode_length}
+    cached = json.loads(saved.read_text()) if saved.is_file() else {}
+    if cached.get("key") == key:
+        baseline, expert = cached["random_policy"], cached["scripted_expert"]
+    elif args.report:
+        raise UsageError(f"{saved} not found (or measured with other flags): run the check first, then --report")
+    else:
+        baseline = reference_policy(args.env, args.random_episodes, args.seed, args.episode_length)
+        expert = reference_policy(args.env, min(3, args.random_episodes), args.seed, args.episode_length, scripted=True)
+        logdir.mkdir(parents=True, exist_ok=True)
+        record = {"key": key, "random_policy": baseline, "scripted_expert": expert}
+        atomic_write_bytes(saved, json.dumps(record).encode())
     print(json.dumps({"random_policy": baseline, "scripted_expert": expert}), flush=True)
     configs = ["metaworld", size] + (["fast"] if args.fast else [])
     cmd = [sys.executable, "-m", "lamp.cli", "finetune", "--scratch", "--scorer.kind", "none", "--task", args.env]
@@ -138,8 +153,17 @@ def task_check(args: argparse.Namespace) -> None:
         key, value = item.split("=", 1)
         cmd += [f"--agent.{key}", value]
     print(json.dumps({"command": " ".join(cmd[1:])}), flush=True)
-    code = subprocess.run(cmd, cwd=root, check=False).returncode
+    code = 0 if args.report else subprocess.run(cmd, cwd=root, check=False).returncode
     curve = task_curve(logdir / "metrics.jsonl")
+    name = f"{args.env} ({args.obs}, seed {args.seed})"
+    plot = logdir / "learning_check.png"
+    plot_eval_curves(
+        {name: [(r["env_steps"], r["success_rate"]) for r in curve]},
+        {name: [(r["env_steps"], r["eval/return"]) for r in curve if "eval/return" in r]},
+        {"random_policy": baseline, "scripted_expert": expert},
+        plot,
+        args.env,
+    )
     for row in curve:
         print(json.dumps(row), flush=True)
     highest = max((row["success_rate"] for row in curve), default=None)  # optimistic: the max of noisy evaluations
@@ -156,6 +180,7 @@ def task_check(args: argparse.Namespace) -> None:
         "scripted_expert": expert,
         "last_eval_success": curve[-1]["success_rate"] if curve else None,
         "max_eval_success": highest,
+        "plot": str(plot),
         "exit_code": code,
     }
     print(json.dumps(summary))
@@ -215,6 +240,9 @@ def main() -> None:
     parser.add_argument("--random-episodes", type=int, default=10, help="task runs: random-policy episodes")
     parser.add_argument("--eval-episodes", type=int, default=10, help="task runs: episodes per evaluation")
     parser.add_argument("--episode-length", type=int, default=150, help="task runs: steps per episode (the paper's)")
+    parser.add_argument(
+        "--report", action="store_true", help="task runs: no training, print and plot what --logdir holds so far"
+    )
     args = parser.parse_args()
     bad = [item for item in args.set if "=" not in item]
     if bad:

@@ -42,6 +42,7 @@ def run() -> None:
     from lamp.config import build_config, read_yaml_mapping
     from lamp.errors import UsageError
     from lamp.evaluate import reference_policy
+    from lamp.visualize import plot_eval_curves
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--file", default=str(ROOT / "prompts" / "transfer_check.yaml"))
@@ -109,7 +110,7 @@ def run() -> None:
         for v in ablation.variants
         for seed in ablation.seeds
     }
-    _plot(curves, returns, references, logdir / "transfer_check.png", ablation.tasks[0])
+    plot_eval_curves(curves, returns, references, logdir / "transfer_check.png", ablation.tasks[0])
     summary = {
         "benchmark": "transfer_check",
         "task": ablation.tasks[0],
@@ -127,43 +128,6 @@ def run() -> None:
     }
     print(json.dumps(summary))
     sys.exit(code)
-
-
-def _plot(
-    curves: dict[str, list[tuple[int, float]]],
-    returns: dict[str, list[tuple[int, float]]],
-    references: dict[str, dict[str, float]],
-    path: Path,
-    task: str,
-) -> None:
-    """Evaluation success (left) and return (right) per arm, with the random policy's and the expert's levels."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from lamp.atomic import atomic_path
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), dpi=110)
-    for ax, data, key, label in (
-        (axes[0], curves, "success_rate", "evaluation success"),
-        (axes[1], returns, "return", "evaluation return"),
-    ):
-        for name, curve in data.items():
-            if curve:
-                ax.plot(*zip(*curve, strict=True), marker="o", label=name)
-        ax.axhline(references["random_policy"][key], color="grey", linestyle="--", label="random policy")
-        if "scripted_expert" in references:
-            ax.axhline(references["scripted_expert"][key], color="green", linestyle=":", label="scripted expert")
-        ax.set_xlabel("fine-tuning env steps")
-        ax.set_ylabel(f"{task} {label}")
-        ax.grid(alpha=0.3)
-    axes[0].set_ylim(-0.02, 1.02)
-    axes[1].legend(fontsize=8)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
 
 
 if __name__ == "__main__":

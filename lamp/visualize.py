@@ -1,9 +1,13 @@
-"""Pictures a researcher checks a run by: rollouts with their reward curve, top-reward frames, open-loop predictions.
+"""Pictures a researcher checks a run by: rollouts with their reward curve, top-reward frames, open-loop predictions,
+and the evaluation curves of the learning checks.
 
-All of it is plain numpy on uint8 frames (no plotting library per frame), so videos are cheap to make during training.
+The per-frame pictures are plain numpy on uint8 frames (no plotting library per frame), so videos are cheap to make
+during training; only the evaluation plot uses matplotlib.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 
@@ -80,3 +84,42 @@ def side_by_side(truth: np.ndarray, prediction: np.ndarray) -> np.ndarray:
     truth, prediction = np.asarray(truth, np.uint8), np.asarray(prediction, np.uint8)
     error = np.abs(truth.astype(np.int16) - prediction.astype(np.int16)).astype(np.uint8)
     return np.concatenate([truth, prediction, error], axis=2)
+
+
+def plot_eval_curves(
+    curves: dict[str, list[tuple[int, float]]],
+    returns: dict[str, list[tuple[int, float]]],
+    references: dict[str, dict[str, float]],
+    path: Path,
+    task: str,
+) -> None:
+    """Evaluation success (left) and return (right) per run, with the random policy's and the expert's levels: while
+    success is still 0 everywhere, the return shows whether a run is moving from the random level toward the expert's.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from lamp.atomic import atomic_path
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), dpi=110)
+    for ax, data, key, label in (
+        (axes[0], curves, "success_rate", "evaluation success"),
+        (axes[1], returns, "return", "evaluation return"),
+    ):
+        for name, curve in data.items():
+            if curve:
+                ax.plot(*zip(*curve, strict=True), marker="o", label=name)
+        ax.axhline(references["random_policy"][key], color="grey", linestyle="--", label="random policy")
+        if "scripted_expert" in references:
+            ax.axhline(references["scripted_expert"][key], color="green", linestyle=":", label="scripted expert")
+        ax.set_xlabel("fine-tuning env steps")
+        ax.set_ylabel(f"{task} {label}")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylim(-0.02, 1.02)
+    axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)

@@ -96,7 +96,9 @@ def test_learning_check_on_a_task_runs_lamp_finetune_from_pixels_and_reads_its_e
     assert 0 <= out["random_policy"]["success_rate"] <= 1 and 0 <= out["last_eval_success"] <= 1
     saved = yaml.safe_load((run / "config.yaml").read_text())
     assert saved["agent"]["vector_keys"] == [] and saved["scorer"]["kind"] == "none"  # cameras only
-    assert (run / "done.json").is_file()
+    assert (run / "done.json").is_file() and (run / "learning_check.png").read_bytes()[:4] == b"\x89PNG"
+    report = run_json("benchmarks/learning_check.py", *args, "--report")  # no training, the same numbers
+    assert report["last_eval_success"] == out["last_eval_success"] and report["random_policy"] == out["random_policy"]
     diag = run_json("benchmarks/diagnose.py", str(run), "--episodes", "1", "--contexts", "5")
     assert diag["episodes"] == 1 and diag["checkpoint"].endswith(".pt") and diag["last_logged"]["step"] == 60
     assert len(diag["open_loop_reward_mae_by_step"]) == 4 == len(diag["open_loop_image_mse_by_step"])  # smoke horizon
