@@ -163,6 +163,7 @@ def task_check(args: argparse.Namespace) -> None:
         {"random_policy": baseline, "scripted_expert": expert},
         plot,
         args.env,
+        xlabel="env steps (trained from scratch)",
     )
     for row in curve:
         print(json.dumps(row), flush=True)

@@ -92,6 +92,7 @@ def plot_eval_curves(
     references: dict[str, dict[str, float]],
     path: Path,
     task: str,
+    xlabel: str = "fine-tuning env steps",
 ) -> None:
     """Evaluation success (left) and return (right) per run, with the random policy's and the expert's levels: while
     success is still 0 everywhere, the return shows whether a run is moving from the random level toward the expert's.
@@ -114,7 +115,7 @@ def plot_eval_curves(
         ax.axhline(references["random_policy"][key], color="grey", linestyle="--", label="random policy")
         if "scripted_expert" in references:
             ax.axhline(references["scripted_expert"][key], color="green", linestyle=":", label="scripted expert")
-        ax.set_xlabel("fine-tuning env steps")
+        ax.set_xlabel(xlabel)
         ax.set_ylabel(f"{task} {label}")
         ax.grid(alpha=0.3)
     axes[0].set_ylim(-0.02, 1.02)
