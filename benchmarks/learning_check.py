@@ -202,7 +202,8 @@ def task_curve(metrics: Path) -> list[dict[str, float]]:
         latest.update({name: row[key] for name, key in TASK_DIAGNOSTICS.items() if key in row})
         if "eval/success" in row:
             point = {"env_steps": int(row["step"]), "success_rate": float(row["eval/success"])}
-            point |= {k: row[k] for k in ("eval/return",) if k in row}
+            if "eval/return" in row:
+                point["eval/return"] = row["eval/return"]
             if "progress/updates" in row:
                 point["updates"] = int(row["progress/updates"])
             rows.append(point | {k: round(float(v), 4) for k, v in latest.items()})

@@ -15,7 +15,6 @@ import argparse
 import json
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -66,17 +65,10 @@ def run() -> None:
             configs=["smoke"], pretrain_steps=60, finetune_steps=60, eval_every=30, budgets=[60],
             flags=["--env.episode_length", "30", "--run.prefill", "30", "--run.eval_episodes", "1"],
         )  # fmt: skip
-    text = yaml.safe_dump(spec, sort_keys=False).encode()
-    with tempfile.TemporaryDirectory() as tmp:  # validate before anything lands in LOGDIR
-        check = Path(tmp) / source.name
-        check.write_bytes(text)
-        try:
-            ablation = Ablation.load(check)
-        except UsageError as e:
-            raise UsageError(str(e).replace(str(check), str(source))) from None
+    ablation = Ablation.from_mapping(spec, source)  # validated before anything lands in LOGDIR
     if not args.report:
         logdir.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(grid_file, text)
+        atomic_write_bytes(grid_file, yaml.safe_dump(spec, sort_keys=False).encode())
     cfg = build_config(["finetune", *ablation.configs], flags=ablation.flags)
     length = int(cfg.env.episode_length)  # the references play the episodes the arms are evaluated on
     start = time.time()

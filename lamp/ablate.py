@@ -107,6 +107,11 @@ class Ablation:
         data = read_yaml_mapping(
             p, "ablation file", "see prompts/ablation.yaml for the format", "a mapping; see prompts/ablation.yaml"
         )
+        return cls.from_mapping(data, p)
+
+    @classmethod
+    def from_mapping(cls, data: dict[str, Any], p: Path) -> Ablation:
+        """Validate an ablation file's contents; `p` is the file that errors name (also for a spec built in memory)."""
         unknown = set(data) - KEYS
         if unknown:
             raise UsageError(f"ablation file '{p}' has unknown keys {sorted(unknown)}; allowed: {sorted(KEYS)}")
@@ -471,18 +476,11 @@ def _plot_curves(
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), dpi=110, squeeze=False)
     for ax, tasks in zip(axes[0], panels, strict=True):
         for label in labels:
-            stats = np.array(
-                [
-                    bootstrap_ci(
-                        seed_means(
-                            {(s, t): success_at(curves[(label, s, t)], int(x)) for s in ablation.seeds for t in tasks},
-                            ablation.seeds,
-                            tasks,
-                        )
-                    )
-                    for x in grid
-                ]
-            )
+            stats = []
+            for x in grid:
+                at_x = {(s, t): success_at(curves[(label, s, t)], int(x)) for s in ablation.seeds for t in tasks}
+                stats.append(bootstrap_ci(seed_means(at_x, ablation.seeds, tasks)))
+            stats = np.array(stats)
             if np.isfinite(stats[:, 0]).any():
                 ax.plot(grid, stats[:, 0], label=label)
                 ax.fill_between(grid, stats[:, 1], stats[:, 2], alpha=0.2)
