@@ -101,6 +101,7 @@ RANGES: dict[str, Range] = {
     "run.prefill": NON_NEGATIVE,
     "env.size": Range(8, 1024, pow2=True),
     "env.episode_length": AT_LEAST_1,
+    "env.action_repeat": AT_LEAST_1,
     "env.action_scale": POSITIVE,
     "env.decimate": PROBABILITY,  # fraction of triangles kept; 0 = full meshes
     "env.max_scenes": NON_NEGATIVE,  # 0 = keep all
@@ -134,6 +135,7 @@ RANGES: dict[str, Range] = {
     "agent.actent": NON_NEGATIVE,
     "agent.slow_critic_fraction": Range(0, 1, low_open=True),
     "agent.slowreg": NON_NEGATIVE,
+    "agent.repval": NON_NEGATIVE,
     "agent.retnorm_decay": DECAY,
     "agent.retnorm_lo": PROBABILITY,
     "agent.retnorm_hi": PROBABILITY,
