@@ -112,50 +112,70 @@ TASK_DIAGNOSTICS = {  # metrics.jsonl keys printed next to each evaluation (the 
 }
 
 
+def task_flags(args: argparse.Namespace) -> tuple[list[str], list[str]]:
+    """The config blocks and dotted flags of a task run. The recipe (train ratio, prefill, action repeat, discount,
+    critic, batch shape) comes from lamp/configs.yaml, as a user's `lamp finetune --configs metaworld size2m` gets
+    it; only the measurement (budget, evaluation cadence, observation keys, seed, threads) and what the user names
+    (`--configs`, `--set`, `--prefill`, `--train-ratio`, `--episode-length`) are set here."""
+    configs = ["metaworld", args.size or "size2m"] + (["fast"] if args.fast else []) + list(args.configs)
+    flags = ["--seed", str(args.seed), "--run.steps", str(args.env_steps), "--run.eval_every", str(args.eval_every)]
+    flags += ["--run.eval_episodes", str(args.eval_episodes), "--agent.precision", args.precision]
+    flags += ["--threads", str(args.threads)]
+    for flag, value in (
+        ("--run.prefill", args.prefill),
+        ("--agent.train_ratio", args.train_ratio),
+        ("--env.episode_length", args.episode_length),
+    ):
+        if value is not None:
+            flags += [flag, str(value)]
+    if args.obs == "image":  # cameras only: no proprio state (and no language: there is no scorer)
+        flags += ["--agent.vector_keys", "[]"]
+    elif args.obs == "state":
+        flags += ["--agent.image_keys", "[]"]
+    for item in args.set:
+        key, value = item.split("=", 1)
+        flags += [f"--{key}" if "." in key else f"--agent.{key}", value]
+    return configs, flags
+
+
 def task_check(args: argparse.Namespace) -> None:
     """`lamp finetune --scratch` on a downstream task, then its evaluation curve next to the random policy."""
     import subprocess
 
     from lamp.atomic import atomic_write_bytes
+    from lamp.config import build_config
     from lamp.errors import UsageError
     from lamp.evaluate import reference_policy
     from lamp.visualize import plot_eval_curves
 
     root = Path(__file__).resolve().parents[1]
-    size = args.size or "size2m"
-    logdir = Path(args.logdir or f"runs/learning_check/{args.env}-{args.obs}-{size}-seed{args.seed}").expanduser()
+    configs, flags = task_flags(args)
+    cfg = build_config(["finetune", *configs], flags=flags)  # a bad block or key: one line before anything runs
+    length, repeat = int(cfg.env.episode_length), int(cfg.env.action_repeat)
+    arm = "-".join(args.configs) or "default"
+    logdir = Path(args.logdir or f"runs/learning_check/{args.env}-{args.obs}-{arm}-seed{args.seed}").expanduser()
     saved = logdir / "reference_policies.json"  # measured once per run directory; a resumed run reuses them
-    key = {"env": args.env, "episodes": args.random_episodes, "seed": args.seed, "length": args.episode_length}
+    key = {"env": args.env, "episodes": args.random_episodes, "seed": args.seed, "length": length, "repeat": repeat}
     cached = json.loads(saved.read_text()) if saved.is_file() else {}
     if cached.get("key") == key:
         baseline, expert = cached["random_policy"], cached["scripted_expert"]
     elif args.report:
         raise UsageError(f"{saved} not found (or measured with other flags): run the check first, then --report")
-    else:
-        baseline = reference_policy(args.env, args.random_episodes, args.seed, args.episode_length)
-        expert = reference_policy(args.env, min(3, args.random_episodes), args.seed, args.episode_length, scripted=True)
+    else:  # both play the agent's episode length and action repeat, so their returns are on its scale
+        baseline = reference_policy(args.env, args.random_episodes, args.seed, length, action_repeat=repeat)
+        expert = reference_policy(
+            args.env, min(3, args.random_episodes), args.seed, length, scripted=True, action_repeat=repeat
+        )
         logdir.mkdir(parents=True, exist_ok=True)
         record = {"key": key, "random_policy": baseline, "scripted_expert": expert}
         atomic_write_bytes(saved, json.dumps(record).encode())
     print(json.dumps({"random_policy": baseline, "scripted_expert": expert}), flush=True)
-    configs = ["metaworld", size] + (["fast"] if args.fast else [])
     cmd = [sys.executable, "-m", "lamp.cli", "finetune", "--scratch", "--scorer.kind", "none", "--task", args.env]
-    cmd += ["--configs", *configs, "--seed", str(args.seed), "--logdir", str(logdir)]
-    cmd += ["--run.steps", str(args.env_steps), "--run.eval_every", str(args.eval_every)]
-    cmd += ["--run.prefill", str(args.prefill), "--agent.train_ratio", str(args.train_ratio)]
-    cmd += ["--run.eval_episodes", str(args.eval_episodes), "--env.episode_length", str(args.episode_length)]
-    cmd += ["--agent.precision", args.precision, "--threads", str(args.threads)]
-    if args.obs == "image":  # cameras only: no proprio state (and no language: there is no scorer)
-        cmd += ["--agent.vector_keys", "[]"]
-    elif args.obs == "state":
-        cmd += ["--agent.image_keys", "[]"]
-    for item in args.set:
-        key, value = item.split("=", 1)
-        cmd += [f"--agent.{key}", value]
+    cmd += ["--configs", *configs, "--logdir", str(logdir), *flags]
     print(json.dumps({"command": " ".join(cmd[1:])}), flush=True)
     code = 0 if args.report else subprocess.run(cmd, cwd=root, check=False).returncode
     curve = task_curve(logdir / "metrics.jsonl")
-    name = f"{args.env} ({args.obs}, seed {args.seed})"
+    name = f"{args.env} ({args.obs}, {arm}, seed {args.seed})"
     plot = logdir / "learning_check.png"
     plot_eval_curves(
         {name: [(r["env_steps"], r["success_rate"]) for r in curve]},
@@ -163,7 +183,7 @@ def task_check(args: argparse.Namespace) -> None:
         {"random_policy": baseline, "scripted_expert": expert},
         plot,
         args.env,
-        xlabel="env steps (trained from scratch)",
+        xlabel=f"env steps = decisions (x{repeat} physics frames), trained from scratch",
     )
     for row in curve:
         print(json.dumps(row), flush=True)
@@ -173,9 +193,14 @@ def task_check(args: argparse.Namespace) -> None:
         "env": args.env,
         "obs": args.obs,
         "configs": configs,
+        "flags": flags,
         "seed": args.seed,
         "env_steps": args.env_steps,
-        "train_ratio": args.train_ratio,
+        "frames": args.env_steps * repeat,
+        "action_repeat": repeat,
+        "discount": cfg.agent.discount,
+        "train_ratio": cfg.agent.train_ratio,
+        "batch": [cfg.agent.batch_size, cfg.agent.batch_length],
         "logdir": str(logdir),
         "random_policy": baseline,
         "scripted_expert": expert,
@@ -202,10 +227,14 @@ def task_curve(metrics: Path) -> list[dict[str, float]]:
         latest.update({name: row[key] for name, key in TASK_DIAGNOSTICS.items() if key in row})
         if "eval/success" in row:
             point = {"env_steps": int(row["step"]), "success_rate": float(row["eval/success"])}
-            if "eval/return" in row:
-                point["eval/return"] = row["eval/return"]
-            if "progress/updates" in row:
-                point["updates"] = int(row["progress/updates"])
+            for key in ("eval/return", "eval/success_sample", "eval/return_sample"):
+                if key in row:
+                    point[key] = row[key]
+            for key, name in (("progress/updates", "updates"), ("progress/frames", "frames")):
+                if key in row:
+                    point[name] = int(row[key])
+            if "progress/hours" in row:
+                point["hours"] = round(float(row["progress/hours"]), 3)
             rows.append(point | {k: round(float(v), 4) for k, v in latest.items()})
     return rows
 
@@ -222,9 +251,12 @@ def main() -> None:
     parser.add_argument("--env", default="reach")
     parser.add_argument("--size", default=None, help="size block (default: small for reach, size2m for a task)")
     parser.add_argument("--env-steps", type=int, default=20000)
-    parser.add_argument("--prefill", type=int, default=1000)
+    parser.add_argument("--prefill", type=int, default=None, help="random steps (default: 1000 reach, else config)")
     parser.add_argument(
-        "--train-ratio", type=float, default=None, help="replayed steps per env step (default: 32 reach, 64 a task)"
+        "--train-ratio", type=float, default=None, help="replayed steps per env step (default: 32 reach, else config)"
+    )
+    parser.add_argument(
+        "--configs", nargs="*", default=[], metavar="BLOCK", help="task runs: the arm's blocks of lamp/configs.yaml"
     )
     parser.add_argument("--precision", default="auto", help="auto | float32 | bfloat16")
     parser.add_argument("--block", type=int, default=10, help="episodes per printed success rate")
@@ -235,13 +267,19 @@ def main() -> None:
         "--obs", default="all", choices=["all", "state", "image"], help="observation keys the agent sees (besides lang)"
     )
     parser.add_argument(
-        "--set", nargs="*", default=[], metavar="KEY=VALUE", help="agent config overrides, e.g. actor_grad=reinforce"
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config overrides: agent keys (actor_grad=reinforce) or dotted keys of a task run (env.action_repeat=2)",
     )
     parser.add_argument("--logdir", default=None, help="task runs: the run directory (re-run to resume)")
     parser.add_argument("--eval-every", type=int, default=2500, help="task runs: env steps between evaluations")
     parser.add_argument("--random-episodes", type=int, default=10, help="task runs: random-policy episodes")
     parser.add_argument("--eval-episodes", type=int, default=10, help="task runs: episodes per evaluation")
-    parser.add_argument("--episode-length", type=int, default=150, help="task runs: steps per episode (the paper's)")
+    parser.add_argument(
+        "--episode-length", type=int, default=None, help="task runs: decisions per episode (default: the config's)"
+    )
     parser.add_argument(
         "--report", action="store_true", help="task runs: no training, print and plot what --logdir holds so far"
     )
@@ -253,10 +291,10 @@ def main() -> None:
         from envs import DOWNSTREAM_TASKS
 
         if args.env in DOWNSTREAM_TASKS:
-            args.train_ratio = args.train_ratio or 64.0
             return task_check(args)
     args.size = args.size or "small"
     args.train_ratio = args.train_ratio or 32.0
+    args.prefill = 1000 if args.prefill is None else args.prefill
 
     if args.threads:
         torch.set_num_threads(args.threads)

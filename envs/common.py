@@ -67,7 +67,7 @@ def check_action(action: object) -> np.ndarray:
 # Keys of the `env:` config section that configure the runner, not the env itself.
 RUNNER_KEYS = ("backend", "task", "workers", "worker_timeout")
 # Meta-World-only keys, left out for other back-ends.
-METAWORLD_KEYS = ("pool", "decimate", "max_scenes")
+METAWORLD_KEYS = ("pool", "decimate", "max_scenes", "action_repeat")
 
 
 def env_from_config(env_cfg: Any, textures_cfg: Any = None, backend_cfg: Any = None) -> tuple[str, dict[str, Any]]:

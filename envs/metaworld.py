@@ -311,6 +311,7 @@ class MetaWorldEnv(gym.Env):
         camera: str = "front",
         wrist: bool = False,
         episode_length: int = 150,
+        action_repeat: int = 1,
         action_scale: float = 0.01,
         reward: str = "shaped",
         textures: dict | None = None,
@@ -338,6 +339,8 @@ class MetaWorldEnv(gym.Env):
             raise UsageError(str(err)) from None
         if episode_length < 1:
             raise UsageError(f"env.episode_length must be at least 1, got {episode_length}")
+        if not isinstance(action_repeat, int) or action_repeat < 1:
+            raise UsageError(f"env.action_repeat must be an integer of at least 1, got {action_repeat!r}")
         if not 0.0 < action_scale <= 0.1:
             raise UsageError(f"env.action_scale {action_scale} is out of range; use 0.01 (1 cm/step) to 0.03 (LAMP)")
         if decimate is not None and not 0.0 <= decimate < 1.0:
@@ -350,6 +353,7 @@ class MetaWorldEnv(gym.Env):
         self.camera = camera
         self.wrist = wrist
         self.episode_length = episode_length
+        self.action_repeat = action_repeat
         self.action_scale = action_scale
         self.reward_mode = reward
         self.render_images = render
@@ -448,17 +452,23 @@ class MetaWorldEnv(gym.Env):
         return self._observe(raw), info
 
     def step(self, action: Any) -> tuple[dict, float, bool, bool, dict]:
+        """One decision: the action held for `action_repeat` physics frames (MWM's Meta-World setting uses 2), the
+        rewards of those frames summed, success if any frame succeeded, and one render at the end."""
         if self._needs_reset:
             raise RuntimeError("episode is over (or never started): call reset() before step()")
         act = check_action(action)
-        raw, task_reward, _, _, mw_info = self.scene.mw.step(act)
+        reward, task_reward, success = 0.0, 0.0, False
+        for _ in range(self.action_repeat):
+            raw, frame_reward, _, _, mw_info = self.scene.mw.step(act)
+            frame_success = bool(mw_info["success"])
+            success |= frame_success
+            task_reward += float(frame_reward)
+            reward += float(frame_reward) if self.reward_mode == "shaped" else float(frame_success)
         self._raw = raw
         self._steps += 1
-        success = bool(mw_info["success"])
-        reward = float(task_reward) if self.reward_mode == "shaped" else float(success)
         truncated = self._steps >= self.episode_length
         self._needs_reset = truncated
-        info = {"success": success, **self._episode_info, "task_reward": float(task_reward)}
+        info = {"success": success, **self._episode_info, "task_reward": task_reward}
         return self._observe(raw), reward, False, truncated, info
 
     def _task_name(self) -> str:

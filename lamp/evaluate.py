@@ -13,10 +13,18 @@ from lamp.errors import UsageError
 
 
 def run_episodes(
-    agent: Any, envs: Any, lang: np.ndarray | None, episodes: int, seed: int, keep_frames: int = 0
+    agent: Any,
+    envs: Any,
+    lang: np.ndarray | None,
+    episodes: int,
+    seed: int,
+    keep_frames: int = 0,
+    mode: str = "eval",
 ) -> dict[str, Any]:
-    """Run `episodes` full episodes with the policy's mode on one env; record success, return, length and seed.
+    """Run `episodes` full episodes on one env; record success, return, length and seed.
 
+    `mode` "eval" acts with the policy's mode (deterministic), "train" samples as training does: a policy whose
+    training episodes succeed while its mode does not shows up as the gap between the two.
     `lang` is the instruction's embedding, or None for an agent without language (`scorer.kind: none`)."""
     from lamp.driver import Driver
 
@@ -43,19 +51,20 @@ def run_episodes(
         driver.reset(seed=seeds[k])
         target = k + 1
         while len(results) < target:
-            driver.step(lambda obs, state: agent.policy(obs, state, mode="eval"))
+            driver.step(lambda obs, state: agent.policy(obs, state, mode=mode))
     return {"episodes": results, "frames": frames}
 
 
 def reference_policy(
-    task: str, episodes: int, seed: int, episode_length: int, scripted: bool = False
+    task: str, episodes: int, seed: int, episode_length: int, scripted: bool = False, action_repeat: int = 1
 ) -> dict[str, Any]:
     """Success (at any step) and return of uniform random actions on a downstream task: the floor that every learning
     curve is read against, measured in the same run (no rendering: the policy ignores the pixels). `scripted`: the
-    simulator's hand-written expert instead (Meta-World's policies), the ceiling that returns are read against."""
+    simulator's hand-written expert instead (Meta-World's policies), the ceiling that returns are read against. Both
+    play with the agent's `action_repeat`, so their returns are on the agent's scale."""
     from envs import make_env
 
-    env = make_env(task, wrist=True, episode_length=episode_length, render=False)
+    env = make_env(task, wrist=True, episode_length=episode_length, action_repeat=action_repeat, render=False)
     rng = np.random.default_rng(seed)
     successes, returns = [], []
     try:

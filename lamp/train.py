@@ -91,6 +91,7 @@ class Progress:
     last_video: int = 0
     last_eval: int = -1
     eval_success: float = float("nan")
+    seconds: float = 0.0  # wall-clock seconds in the loop (collection, training, evaluations), summed over resumes
 
 
 # ------------------------------------------------------------------------------------------------------ the job
@@ -140,6 +141,11 @@ class Run:
             raise UsageError(f"unknown task '{cfg.env.task}'; valid tasks: {', '.join(DOWNSTREAM_TASKS)}")
         if cfg.agent.actor_grad not in ACTOR_GRADS:
             raise UsageError(f"agent.actor_grad is '{cfg.agent.actor_grad}'; valid: {', '.join(ACTOR_GRADS)}")
+        if cfg.env.backend != "metaworld" and cfg.env.action_repeat != 1:
+            raise UsageError(
+                f"env.action_repeat is {cfg.env.action_repeat} but only the metaworld back-end repeats actions "
+                f"({cfg.env.backend}'s steps are already {cfg.env.action_scale * 100:g} cm path moves); set it to 1"
+            )
         from envs.common import check_render_size
 
         try:
@@ -386,6 +392,8 @@ class Run:
         logger.scalars(fps, prefix="perf/")
         logger.scalar("progress/episodes", self.progress.episodes)
         logger.scalar("progress/updates", self.progress.updates)
+        logger.scalar("progress/frames", self.progress.env_steps * self.cfg.env.action_repeat)  # physics frames
+        logger.scalar("progress/hours", self.progress.seconds / 3600)
         logger.scalar("progress/dropped_episodes", getattr(self.envs, "dropped_episodes", 0))
         logger.scalar("progress/skipped_updates", self.agent.counters.get("skipped", 0))
         logger.write(self.progress.env_steps)
@@ -423,6 +431,17 @@ class Run:
         self.progress.eval_success = success
         self.logger.scalar("eval/success", success)
         self.logger.scalar("eval/return", float(np.mean([r["return"] for r in results["episodes"]])))
+        if cfg.run.eval_sample:  # the same episodes with the training (sampled) policy
+            sampled = run_episodes(
+                self.agent,
+                self.eval_envs,
+                self.lang_fixed,
+                cfg.run.eval_episodes,
+                seed=cfg.seed + 10_000 + self.progress.env_steps,
+                mode="train",
+            )["episodes"]
+            self.logger.scalar("eval/success_sample", float(np.mean([r["success"] for r in sampled])))
+            self.logger.scalar("eval/return_sample", float(np.mean([r["return"] for r in sampled])))
         if results["frames"]:
             self.logger.video("eval/rollout", results["frames"][0], self.progress.env_steps)
         self.progress.last_eval = self.progress.env_steps
@@ -451,6 +470,7 @@ class Run:
         t_last, steps_last, updates_last = time.perf_counter(), progress.env_steps, progress.updates
         fps = {"env_fps": 0.0, "train_fps": 0.0}
         save_seconds = run.save_minutes * 60
+        loop_start, seconds_before = time.perf_counter(), progress.seconds
         with bar:
             task = bar.add_task(self.mode, total=run.steps, completed=progress.env_steps, stats="")
             if self.mode == "finetune" and progress.last_eval < 0:
@@ -463,6 +483,7 @@ class Run:
                 n = self.driver.step(self.policy(prefill))
                 progress.env_steps += n
                 self.train(n)
+                progress.seconds = seconds_before + time.perf_counter() - loop_start
                 last = progress.env_steps >= run.steps
                 evaluate = self.mode == "finetune" and (
                     last or progress.env_steps - progress.last_eval >= run.eval_every
@@ -649,13 +670,13 @@ def source_checkpoint(source: str | Path, log: Any = print) -> tuple[Path, dict[
 
 def check_architecture(path: Path, cfg: DictConfig, fix: str, ckpt: dict[str, Any] | None = None) -> None:
     """Refuse (one line, before anything is written) a checkpoint whose agent architecture differs from cfg.agent."""
-    from lamp.agent.agent import ARCH_KEYS
+    from lamp.agent.agent import ARCH_KEYS, saved_arch
 
     saved = (ckpt if ckpt is not None else read_checkpoint(path))["agent"].get("config", {})
     diff = [
-        f"agent.{k}: checkpoint {saved.get(k)!r} vs config {cfg.agent[k]!r}"
+        f"agent.{k}: checkpoint {saved_arch(saved, k)!r} vs config {cfg.agent[k]!r}"
         for k in ARCH_KEYS
-        if k in cfg.agent and _plain(saved.get(k)) != _plain(cfg.agent[k])
+        if k in cfg.agent and _plain(saved_arch(saved, k)) != _plain(cfg.agent[k])
     ]
     if diff:
         raise UsageError(f"checkpoint {path} was trained with another architecture ({'; '.join(diff[:3])}); {fix}")

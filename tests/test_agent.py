@@ -67,6 +67,23 @@ def test_intr_scale_zero_skips_the_ensemble():
     assert agent.model_bytes() >= 3 * 4 * n_params
 
 
+@pytest.mark.parametrize("twohot", ["symlog", "symexp"])
+def test_replay_value_loss_adds_to_the_critic_loss_only(twohot):
+    data = make_replay().sample(3, 8)
+    losses = {}
+    for repval in (0.0, 0.3):
+        torch.manual_seed(0)
+        agent = Agent(make_config("tiny", repval=repval, twohot=twohot, lang_to_actor=True), SPACE)
+        torch.manual_seed(1)
+        agent._pending = []
+        losses[repval], metrics = agent.compute_losses(agent.to_tensors(data))
+        assert ("behavior/replay_return" in metrics) == (repval > 0)
+    for key in ("model", "actor"):
+        torch.testing.assert_close(losses[0.3][key], losses[0.0][key])
+    assert losses[0.3]["critic"] > losses[0.0]["critic"]  # a cross-entropy term more
+    assert agent.behavior.twohot.space == agent.world_model.twohot.space == twohot
+
+
 def test_nan_loss_is_skipped_then_stops_with_the_loss_name():
     agent = Agent(make_config("tiny"), SPACE)
     data = make_replay().sample(3, 8)

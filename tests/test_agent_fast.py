@@ -40,9 +40,13 @@ def reference_and_fast(**overrides) -> tuple[Agent, Agent]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("actor_grad", ["dynamics", "reinforce"])
-def test_compiled_path_matches_eager_losses_and_gradients(actor_grad):
+@pytest.mark.parametrize(
+    "actor_grad, critic",
+    [("dynamics", {}), ("reinforce", {"repval": 0.3, "twohot": "symexp"})],  # + the current DreamerV3 critic
+)
+def test_compiled_path_matches_eager_losses_and_gradients(actor_grad, critic):
     ref, fast = reference_and_fast(
+        **critic,
         actor_grad=actor_grad,
         lang_to_actor=True,
         free_nats=0.0,  # KL gradients reach prior and posterior from the first step

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from lamp.agent.behavior import ReturnNorm, lambda_return
+from lamp.agent.behavior import ActorCritic, ReturnNorm, lambda_return, replay_return
 from lamp.agent.config import make_config
 from lamp.agent.explorer import Ensemble, Explorer
 from lamp.agent.nets import BoundedNormal, ConvDecoder, ConvEncoder, TwoHot, symexp, symlog
@@ -47,6 +47,64 @@ def test_two_hot_round_trip_and_weights():
     # the loss is minimised by logits that put the target's two-hot mass in place
     logits = torch.log(enc + 1e-9)
     assert (twohot.loss(logits, y) < twohot.loss(torch.zeros_like(logits), y)).all()
+
+
+def test_two_hot_in_raw_space_round_trips_and_is_zero_when_symmetric():
+    twohot = TwoHot(255, space="symexp")
+    bins = twohot.bins
+    assert bins[127] == 0 and torch.equal(bins, -bins.flip(0)) and (bins.diff() > 0).all()
+    torch.testing.assert_close(bins[-1], symexp(torch.tensor(20.0)))
+    y = torch.tensor([-500.0, -3.3, 0.0, 0.7, 42.0, 1e5])
+    enc = twohot.encode(y)
+    torch.testing.assert_close(enc.sum(-1), torch.ones(6))
+    assert ((enc > 0).sum(-1) <= 2).all()
+    torch.testing.assert_close((enc * bins).sum(-1), y, rtol=1e-5, atol=1e-4)  # linear in raw space
+    # the two neighbours of 0.7 in raw space are 0 and ~0.17-spaced bins: the target sits between them, linearly
+    lo = int((bins <= 0.7).sum()) - 1
+    assert bins[lo] <= 0.7 < bins[lo + 1]
+    w = (bins[lo + 1] - 0.7) / (bins[lo + 1] - bins[lo])
+    torch.testing.assert_close(enc[3, lo], w)
+    # a zero-initialised head (uniform probabilities) predicts exactly 0 despite bins of +-4.9e8
+    assert twohot.mean(torch.zeros(3, 255)).abs().max().item() == 0.0
+    # the prediction is the probability-weighted mean of the bins, not symexp of a mean in symlog space
+    logits = torch.full((255,), -1e9)
+    logits[[127, 128]] = 0.0  # half on 0, half on the first positive bin
+    torch.testing.assert_close(twohot.mean(logits), bins[128] / 2)
+    assert TwoHot(255).mean(logits) != twohot.mean(logits)  # symlog placement: symexp(b/2)
+    with pytest.raises(ValueError, match=r"agent\.twohot"):
+        TwoHot(255, space="raw")
+
+
+def test_replay_return_hand_computed_on_four_steps():
+    reward = torch.tensor([[9.0, 1.0, 2.0, 3.0]])  # reward[0] arrived before the window: never used
+    boot = torch.tensor([[10.0, 20.0, 30.0, 40.0]])
+    false = torch.zeros(1, 4, dtype=torch.bool)
+    ret = replay_return(reward, false, false, boot, discount=0.5, lam=0.5)
+    # R3 = boot3 = 40; R2 = 3 + .5(.5·40 + .5·40) = 23; R1 = 2 + .5(.5·30 + .5·23) = 15.25;
+    # R0 = 1 + .5(.5·20 + .5·15.25) = 9.8125
+    torch.testing.assert_close(ret, torch.tensor([[9.8125, 15.25, 23.0]]))
+    # the episode ends at step 2 (a time limit): R1 bootstraps from boot2 alone, R0 uses R1
+    last = torch.tensor([[False, False, True, False]])
+    ret = replay_return(reward, last, false, boot, discount=0.5, lam=0.5)
+    torch.testing.assert_close(ret[:, :2], torch.tensor([[10.25, 17.0]]))  # R1 = 2 + .5·30; R0 = 1 + .5(10 + 8.5)
+    # step 2 is terminal: nothing after its reward
+    ret = replay_return(reward, last, last, boot, discount=0.5, lam=0.5)
+    torch.testing.assert_close(ret[:, :2], torch.tensor([[6.5, 2.0]]))  # R0 = 1 + .5(.5·20 + .5·2)
+
+
+def test_replay_value_loss_is_the_critic_loss_on_replay_returns_without_episode_ends():
+    cfg = make_config("tiny", discount=0.5, lam=0.5, slowreg=0.0)
+    ac = ActorCritic(cfg, feat_dim=8)
+    inp = torch.randn(1, 4, 8)
+    reward, boot = torch.tensor([[9.0, 1.0, 2.0, 3.0]]), torch.tensor([[10.0, 20.0, 30.0, 40.0]])
+    last = torch.tensor([[False, False, True, False]])
+    loss, metrics = ac.replay_loss(inp, reward, last, torch.zeros_like(last), boot)
+    target = torch.tensor([10.25, 17.0])  # the hand-computed returns of states 0 and 1; state 2 ends the episode
+    expected = ac.twohot.loss(ac.critic(inp[0, :2]), target).sum() / 3
+    torch.testing.assert_close(loss, expected)
+    torch.testing.assert_close(metrics["replay_return"], torch.tensor([10.25, 17.0, 23.0]).mean())
+    loss.backward()  # only the critic learns from it
+    assert ac.critic.out.weight.grad.abs().sum() > 0 and ac.actor.out.weight.grad is None
 
 
 def test_conv_encoder_decoder_shapes():

@@ -107,6 +107,46 @@ def test_episode_length_truncates_and_requires_reset():
     env.close()
 
 
+def test_action_repeat_sums_the_frames_rewards_renders_once_and_counts_decisions():
+    one = make_env("push_button", size=64, episode_length=6)
+    two = make_env("push_button", size=64, episode_length=3, action_repeat=2)
+    renders = []
+    try:
+        one.reset(seed=3)
+        two.reset(seed=3)
+        original = two.scene.render
+        two.scene.render = lambda camera: renders.append(camera) or original(camera)
+        actions = [np.array([0.3, -0.5, -1.0, 1.0], np.float32), np.array([-1.0, 1.0, 0.2, -1.0], np.float32)]
+        for k, action in enumerate(actions):
+            r1 = [one.step(action) for _ in range(2)]
+            obs, reward, _, truncated, info = two.step(action)
+            assert reward == pytest.approx(r1[0][1] + r1[1][1], rel=1e-6)  # both frames' rewards, summed
+            assert info["task_reward"] == pytest.approx(reward)
+            np.testing.assert_allclose(obs["state"], r1[1][0]["state"], atol=1e-6)  # the same physics
+            np.testing.assert_array_equal(obs["image"], r1[1][0]["image"])
+            assert len(renders) == k + 1 and truncated is False  # one render per decision
+        assert two.step(actions[0])[3] is True  # episode_length counts decisions: 3 decisions = 6 frames
+    finally:
+        one.close()
+        two.close()
+
+
+def test_action_repeat_success_is_any_frame_and_the_expert_still_solves_the_task():
+    env = make_env("push_button", render=False, reward="sparse", action_repeat=2, episode_length=75)
+    env.reset(seed=0)
+    rewards, successes = [], []
+    for _ in range(75):
+        _, reward, _, truncated, info = env.step(env.scripted_action())
+        rewards.append(reward)
+        successes.append(info["success"])
+    assert truncated and any(successes)
+    assert set(rewards) <= {0.0, 1.0, 2.0} and 2.0 in rewards  # sparse: one per successful frame
+    assert all(s == (r > 0) for r, s in zip(rewards, successes, strict=True))
+    env.close()
+    with pytest.raises(UsageError, match=r"env\.action_repeat"):
+        make_env("push_button", render=False, action_repeat=0)
+
+
 def test_pretraining_pool_is_disjoint_from_downstream():
     downstream_scenes = {task.metaworld for task in mw.DOWNSTREAM.values()}
     pool = mw.pretrain_pool()

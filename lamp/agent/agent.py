@@ -37,7 +37,15 @@ ARCH_KEYS = (
     "depth",
     "units",
 )
-ARCH_KEYS += ("layers", "norm", "bins", "lang_to_actor")
+ARCH_KEYS += ("layers", "norm", "bins", "lang_to_actor", "twohot")
+# The value an ARCH key had before checkpoints recorded it: the only behaviour that existed then, so old checkpoints
+# still load (twohot: bins placed in symlog space).
+ARCH_BEFORE_KEY = {"twohot": "symlog"}
+
+
+def saved_arch(config: dict[str, Any], key: str) -> Any:
+    """A checkpoint's recorded value of an ARCH key; one saved before the key existed had ARCH_BEFORE_KEY's."""
+    return config.get(key, ARCH_BEFORE_KEY.get(key))
 
 
 # How the imagined reward blends the intrinsic and extrinsic streams (agent.expl.blend):
@@ -273,7 +281,20 @@ class Agent(nn.Module):
                 with torch.no_grad():
                     cont = torch.cat([start_cont[:, None], self.world_model.cont(feat[:, 1:].detach())], 1)
                 inp = self._ac_input(feat, lang_seq)
-                actor_loss, critic_loss, ac_metrics, stats = self.behavior.loss(inp, actor_out, action, reward, cont)
+                actor_loss, critic_loss, ac_metrics, stats, boot = self.behavior.loss(
+                    inp, actor_out, action, reward, cont
+                )
+                if cfg.repval > 0:  # the critic also learns the real replayed returns (current DreamerV3)
+                    post_lang = data["lang"].float() if self.lang_to_actor else None
+                    repl_loss, repl_metrics = self.behavior.replay_loss(
+                        self._ac_input(post["feat"].detach(), post_lang),
+                        data["reward"],
+                        data["is_last"],
+                        data["is_terminal"],
+                        boot.reshape(post["feat"].shape[:2]),
+                    )
+                    critic_loss = critic_loss + cfg.repval * repl_loss
+                    ac_metrics.update(repl_metrics, replay_value_loss=repl_loss.detach())
         self._pending.append((self.behavior.retnorm, stats))
         losses["actor"], losses["critic"] = actor_loss, critic_loss
         metrics.update({f"behavior/{k}": v.detach() for k, v in {**ac_metrics, **expl_metrics}.items()})
@@ -405,9 +426,9 @@ class Agent(nn.Module):
         state = ckpt["agent"]
         mine = self.state()
         problems = [
-            f"agent.{k}: {state['config'].get(k)!r} != {mine['config'][k]!r}"
+            f"agent.{k}: {saved_arch(state['config'], k)!r} != {mine['config'][k]!r}"
             for k in ARCH_KEYS
-            if state["config"].get(k) != mine["config"][k]
+            if saved_arch(state["config"], k) != mine["config"][k]
         ]
         if state["obs_space"] != mine["obs_space"]:
             problems.append(f"obs_space: {state['obs_space']} != {mine['obs_space']}")

@@ -32,6 +32,32 @@ def lambda_return(
     return torch.stack(returns[::-1], 1)
 
 
+def replay_return(
+    reward: torch.Tensor,
+    is_last: torch.Tensor,
+    is_terminal: torch.Tensor,
+    boot: torch.Tensor,
+    discount: float,
+    lam: float,
+) -> torch.Tensor:
+    """λ-returns of a replayed (B, T) sequence, as the current DreamerV3's replay value loss computes them.
+
+    reward[:, t], is_last[:, t] and is_terminal[:, t] belong to arriving at step t (lamp's replay convention);
+    boot[:, t] is the imagined λ-return from the posterior state t. For t < T−1:
+        R_t = r_{t+1} + γ (1 − term_{t+1}) [(1 − λ c_{t+1}) boot_{t+1} + λ c_{t+1} R_{t+1}],  c = 1 − is_last,
+    with R_{T−1} = boot_{T−1}: an episode's end stops the recursion (bootstrapping from boot there) and a terminal
+    step adds nothing after its reward. Returns (B, T−1), for the states 0..T−2.
+    """
+    live = discount * (1.0 - is_terminal[:, 1:].float())
+    cont = lam * (1.0 - is_last[:, 1:].float())
+    last = boot[:, -1]
+    returns = []
+    for t in reversed(range(reward.shape[1] - 1)):
+        last = reward[:, t + 1] + live[:, t] * ((1.0 - cont[:, t]) * boot[:, t + 1] + cont[:, t] * last)
+        returns.append(last)
+    return torch.stack(returns[::-1], 1)
+
+
 class ReturnNorm(nn.Module):
     """EMA of the 5th and 95th return percentiles; returns are divided by max(1, P95 − P5) (DreamerV3).
 
@@ -116,7 +142,7 @@ class ActorCritic(nn.Module):
             self.actor.out.bias.zero_()
         self.critic = MLP(feat_dim, cfg.units, cfg.layers, out=cfg.bins, norm=cfg.norm, zero_out=True)
         self.slow_critic = copy.deepcopy(self.critic).requires_grad_(False)
-        self.twohot = TwoHot(cfg.bins)
+        self.twohot = TwoHot(cfg.bins, space=cfg.twohot)
         self.retnorm = ReturnNorm(cfg.retnorm_decay, cfg.retnorm_lo, cfg.retnorm_hi)
 
     def dist(self, inp: torch.Tensor) -> BoundedNormal:
@@ -141,14 +167,15 @@ class ActorCritic(nn.Module):
         action: torch.Tensor,
         reward: torch.Tensor,
         cont: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor], tuple]:
+    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor], tuple, torch.Tensor]:
         """Actor and critic losses for an imagined trajectory.
 
         inp: (N, H+1, F) actor/critic inputs; actor_out: (N, H, 2A) actor outputs with their graph; action: (N, H, A)
         sampled actions; reward: (N, H) for t -> t+1; cont: (N, H+1) continue flags, cont[:, 0] from the data.
         With actor_grad "dynamics", inp, action and reward carry the graph back to the actor's earlier outputs and the
         actor maximises the normalised λ-return itself; with "reinforce" they are constants. Also returns the new
-        return-normaliser statistics, committed by the caller.
+        return-normaliser statistics, committed by the caller, and the λ-return of each start state (N,), which
+        bootstraps the replay value loss.
         """
         cfg = self.cfg
         dynamics = cfg.actor_grad == "dynamics"
@@ -183,4 +210,29 @@ class ActorCritic(nn.Module):
         critic_loss = self.twohot.loss(logits, ret) + cfg.slowreg * self.twohot.loss(logits, slow_value)
         critic_loss = (weight * critic_loss).mean()
         metrics = {"return": ret.mean(), "entropy": entropy.mean(), "retnorm_scale": scale}
-        return actor_loss, critic_loss, metrics, stats
+        return actor_loss, critic_loss, metrics, stats, ret[:, 0]
+
+    def replay_loss(
+        self,
+        inp: torch.Tensor,
+        reward: torch.Tensor,
+        is_last: torch.Tensor,
+        is_terminal: torch.Tensor,
+        boot: torch.Tensor,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The current DreamerV3's replay value loss (`repval`): the critic on the (B, T, F) posterior states also
+        regresses the λ-returns of the real replayed rewards (`replay_return`, bootstrapped with the imagined
+        returns `boot` (B, T)), plus the slow-critic regulariser; steps that end an episode have no target.
+
+        It ties the critic to returns that were actually collected, which the imagined targets reach only over many
+        rounds of bootstrapping. Returns the loss (mean over B, T−1) and the mean target.
+        """
+        cfg = self.cfg
+        ret = replay_return(reward.float(), is_last, is_terminal, boot.detach().float(), cfg.discount, cfg.lam)
+        inp = inp[:, :-1].detach()
+        logits = self.critic(inp)
+        with torch.no_grad():
+            slow_value = self.twohot.mean(self.slow_critic(inp))
+        loss = self.twohot.loss(logits, ret) + cfg.slowreg * self.twohot.loss(logits, slow_value)
+        weight = 1.0 - is_last[:, :-1].float()
+        return (weight * loss).mean(), {"replay_return": ret.mean()}

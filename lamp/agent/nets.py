@@ -24,21 +24,40 @@ def symexp(x: torch.Tensor) -> torch.Tensor:
     return torch.sign(x) * torch.expm1(x.abs())
 
 
-class TwoHot(nn.Module):
-    """Categorical regression over bins spaced evenly in symlog space (255 bins in [-20, 20] by default).
+TWOHOT_SPACES = ("symlog", "symexp")
 
-    The prediction is symexp(Σ p_i b_i); the target is the two-hot vector that linearly interpolates symlog(y) between
-    its two neighbouring bins, so decoding a two-hot target gives y back exactly.
+
+class TwoHot(nn.Module):
+    """Categorical regression over 255 bins, in one of two placements (`agent.twohot`):
+
+    - "symlog" (DreamerV3 2023): bins evenly spaced in symlog space over [-20, 20]; the target is two-hot between the
+      neighbours of symlog(y) and the prediction is symexp(Σ p_i b_i).
+    - "symexp" (current DreamerV3, `symexp_twohot`): bins placed at symexp of a symmetric grid over [-20, 20], i.e.
+      in raw space; the target is two-hot between the neighbours of y itself and the prediction is Σ p_i b_i.
+      The sum pairs each bin with its mirror image, so symmetric probabilities (e.g. the zero-initialised head's
+      uniform ones) give exactly 0 despite bins of ±5e8.
+    Either way decoding a two-hot target gives y back (up to float rounding in raw space).
     """
 
-    def __init__(self, bins: int = 255, low: float = -20.0, high: float = 20.0) -> None:
+    def __init__(self, bins: int = 255, low: float = -20.0, high: float = 20.0, space: str = "symlog") -> None:
         super().__init__()
-        self.register_buffer("bins", torch.linspace(low, high, bins), persistent=False)
+        if space not in TWOHOT_SPACES:
+            raise ValueError(f"agent.twohot must be one of {TWOHOT_SPACES}, got {space!r}")
+        self.space = space
+        if space == "symlog":
+            grid = torch.linspace(low, high, bins)
+        else:  # symmetric by construction: exact 0 in the middle (odd counts) and exact mirror images
+            half = symexp(torch.linspace(-max(-low, high), 0.0, (bins + 1) // 2))
+            grid = torch.cat([half, -half.flip(0)[bins % 2 :]])
+        self.register_buffer("bins", grid, persistent=False)
+
+    def _squash(self, x: torch.Tensor) -> torch.Tensor:
+        return symlog(x) if self.space == "symlog" else x
 
     def encode(self, target: torch.Tensor) -> torch.Tensor:
         """(...,) real targets -> (..., bins) two-hot weights."""
         bins = self.bins
-        x = symlog(target).clamp(bins[0], bins[-1])
+        x = self._squash(target).clamp(bins[0], bins[-1])
         below = ((bins <= x.unsqueeze(-1)).sum(-1) - 1).clamp(0, len(bins) - 1)
         above = (below + 1).clamp(0, len(bins) - 1)
         dist_below = (x - bins[below]).abs()
@@ -54,7 +73,14 @@ class TwoHot(nn.Module):
 
     def mean(self, logits: torch.Tensor) -> torch.Tensor:
         """(..., bins) logits -> (...,) expected value in the original scale."""
-        return symexp((logits.float().softmax(-1) * self.bins).sum(-1))
+        probs = logits.float().softmax(-1)
+        if self.space == "symlog":
+            return symexp((probs * self.bins).sum(-1))
+        n = len(self.bins)
+        m = n // 2  # pairs (i, n-1-i), outermost first, then the middle bin (0 for odd counts)
+        paired = probs[..., :m].flip(-1) * self.bins[:m].flip(-1) + probs[..., n - m :] * self.bins[n - m :]
+        middle = (probs[..., m : n - m] * self.bins[m : n - m]).sum(-1)
+        return paired.sum(-1) + middle
 
     def loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Cross-entropy between the two-hot target and the predicted bin distribution, shape (...,)."""

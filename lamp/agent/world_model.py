@@ -192,7 +192,7 @@ class WorldModel(nn.Module):
         )
         self.reward_head = MLP(feat, cfg.units, cfg.layers, out=cfg.bins, norm=cfg.norm, zero_out=True)
         self.cont_head = MLP(feat, cfg.units, cfg.layers, out=1, norm=cfg.norm)
-        self.twohot = TwoHot(cfg.bins)
+        self.twohot = TwoHot(cfg.bins, space=cfg.twohot)
 
     def set_channels_last(self, on: bool) -> None:
         for m in (
