@@ -14,6 +14,10 @@ The same-run comparison with SheepRL is ../shared/peers/compare.sh (README, "Spe
     python benchmarks/agent_throughput.py                          # small: fp32 eager vs auto+fast, ± explorer
     python benchmarks/agent_throughput.py --sizes small --explorer 0 --variants float32:0 --threads 1 --profile
     python benchmarks/agent_throughput.py --device cuda --sizes small size12m --variants auto:1 float32:1
+    python benchmarks/agent_throughput.py --sizes size2m --explorer 0 --variants auto:1 --batches 16x32 16x64 32x64
+
+`--batches BxT ...` times each batch shape; `us_per_replayed_step` (µs per replayed step, B·T per update) is what a
+fixed train ratio pays, so the shape with the lowest one learns from the most data per second.
 """
 
 from __future__ import annotations
@@ -123,8 +127,18 @@ def run_one(args) -> dict:
     if args.size == "small":
         expl["members"] = 8
     fast = bool(args.fast)
+    shape = {}
+    if args.batch:
+        batch_size, batch_length = (int(x) for x in args.batch.split("x"))
+        shape = {"batch_size": batch_size, "batch_length": batch_length}
     cfg = make_config(
-        args.size, expl=expl, precision=args.precision, channels_last=fast, compile=False, actor_grad=args.actor_grad
+        args.size,
+        expl=expl,
+        precision=args.precision,
+        channels_last=fast,
+        compile=False,
+        actor_grad=args.actor_grad,
+        **shape,
     )
     space = {"image": (64, 64, 3), **({} if args.image_only else {"state": (7,), "lang": (768,)})}
     agent = Agent(cfg, space, device=args.device)
@@ -181,7 +195,9 @@ def run_one(args) -> dict:
         "sec_per_step_min": round(min(times), 3),
         "sec_per_step_all": [round(x, 3) for x in times],
         "cpu_sec_per_step": round(cpu_sec, 3),
-        "env_steps_per_s": {str(r): round(replayed / r / sec, 3) for r in (32, 512)},
+        "batch": f"{cfg.batch_size}x{cfg.batch_length}",
+        "us_per_replayed_step": round(sec / replayed * 1e6, 1),
+        "env_steps_per_s": {str(r): round(replayed / r / sec, 3) for r in (32, 64, 512)},
         "gflop_per_step": round(flops / 1e9, 2),
         "achieved_gflops": round(flops / sec / 1e9, 2),
         "peak_matmul_gflops": round(peak / 1e9, 2),
@@ -223,6 +239,10 @@ def main() -> None:
         "--compile-mode", default="", help="torch.compile mode of the loop steps (default: reduce-overhead on CUDA)"
     )
     parser.add_argument("--profile", action="store_true", help="add per-phase and per-operator shares")
+    parser.add_argument(
+        "--batches", nargs="+", default=[""], metavar="BxT", help="batch shapes to time, e.g. 16x32 (default: size's)"
+    )
+    parser.add_argument("--batch", default="", help=argparse.SUPPRESS)
     parser.add_argument("--size", help=argparse.SUPPRESS)
     parser.add_argument("--precision", help=argparse.SUPPRESS)
     parser.add_argument("--fast", type=int, default=0, help=argparse.SUPPRESS)
@@ -231,19 +251,26 @@ def main() -> None:
     if args.one:
         print(json.dumps(run_one(args)))
         return
+    import re
+
+    bad = [b for b in args.batches if b and not re.fullmatch(r"[1-9]\d*x([2-9]|[1-9]\d+)", b)]
+    if bad:
+        print(f"error: --batches {bad[0]!r} is not BxT (batch size x length >= 2), e.g. 16x32", file=sys.stderr)
+        sys.exit(2)
     results = []
     load_before = os.getloadavg()
     for _ in range(args.rounds):
         for size in args.sizes:
             explorers = [args.explorer] if args.explorer is not None else ([0, 1] if size == "small" else [0])
             for explorer in explorers:
-                for variant in args.variants:
+                for variant, batch in ((v, b) for b in args.batches for v in args.variants):
                     precision, fast = variant.split(":")
                     cmd = [sys.executable, __file__, "--one", "--size", size, "--precision", precision, "--fast", fast]
                     cmd += ["--explorer", str(explorer), "--steps", str(args.steps), "--device", args.device]
                     cmd += ["--threads", str(args.threads), "--actor-grad", args.actor_grad]
                     cmd += ["--image-only", str(args.image_only), "--compile-mode", args.compile_mode]
                     cmd += ["--profile"] if args.profile else []
+                    cmd += ["--batch", batch] if batch else []
                     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
                     if proc.returncode != 0:
                         error = proc.stderr.strip().splitlines()[-1:]
