@@ -23,7 +23,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 CONFIG_CONTEXT = {"allow_extra_args": True, "ignore_unknown_options": True}
 CONFIG_EPILOG = (
     "Any other flag overrides one config key with a dotted path, e.g. --agent.lr 3e-4 --run.steps 1e5 "
-    "(see lamp/configs.yaml for every key). Re-running the same command with the same --logdir resumes."
+    "(see lamp/configs.yaml for every key). Re-running the same command with the same --logdir resumes, with the "
+    "run's saved config: flags then change only runtime keys (run.*, threads, device, ...)."
 )
 
 app = typer.Typer(
@@ -63,12 +64,34 @@ def user_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def print_config(cfg: Any) -> None:
+def print_config(cfg: Any, notes: Sequence[str] = ()) -> None:
     from lamp.config import to_yaml
 
     out.rule("resolved config")
     out.print(to_yaml(cfg).rstrip(), markup=False)
     out.rule()
+    for line in notes:
+        out.print(line, markup=False)
+
+
+def run_config(
+    configs: Sequence[str],
+    config_file: Path | None,
+    flags: Sequence[str],
+    overrides: dict[str, Any],
+    base: Any = None,
+) -> tuple[Any, list[str]]:
+    """The config of a training command: today's defaults and blocks for a new run; for a LOGDIR that already holds a
+    run, its saved config plus what this command line sets itself (lamp.config.resume_config), so a resume keeps the
+    recipe it started with. Also returns the lines saying what the resume kept or filled in."""
+    from lamp.config import build_config, explicit_keys, load_saved_config, resume_config
+    from lamp.rundir import holds_run
+
+    cfg = build_config(configs, config_file, flags, overrides, base=base)
+    logdir = Path(cfg.logdir).expanduser()
+    if not cfg.logdir or not holds_run(logdir):
+        return cfg, []
+    return resume_config(load_saved_config(logdir), cfg, explicit_keys(config_file, flags, overrides))
 
 
 def run_training(cfg: Any, mode: str) -> None:
@@ -113,13 +136,11 @@ def pretrain(
     prompts: PromptsOpt = None,
 ) -> None:
     """Pretrain in randomised scenes on language rewards blended with a novelty bonus (the `pretrain` block first)."""
-    from lamp.config import build_config
-
     overrides = {k: v for k, v in {"logdir": logdir, "prompts.style": prompts}.items() if v is not None}
-    cfg = build_config(["pretrain", *(configs or [])], config_file, ctx.args, overrides)
+    cfg, notes = run_config(["pretrain", *(configs or [])], config_file, ctx.args, overrides)
     if cfg.env.task != "pretrain":
         raise UsageError(f"lamp pretrain runs env.task 'pretrain', not '{cfg.env.task}'; use lamp finetune for tasks")
-    print_config(cfg)
+    print_config(cfg, notes)
     run_training(cfg, "pretrain")
 
 
@@ -146,7 +167,7 @@ def finetune(
     """Fine-tune a pretrained agent (--from DIR), or a fresh one (--scratch), on a named task with the task's own
     reward (the `finetune` block first)."""
     from envs import DOWNSTREAM_TASKS
-    from lamp.config import build_config, load_saved_config
+    from lamp.config import load_saved_config
     from lamp.train import check_source, freeze_part, reset_part
 
     if task not in DOWNSTREAM_TASKS:
@@ -164,7 +185,9 @@ def finetune(
     if sparse:
         overrides["env.reward"] = "sparse"
     base = load_saved_config(src) if src else None
-    cfg = build_config(["finetune", *(configs or [])], config_file, ctx.args, overrides, base=base)
+    # the source's saved config is the base (keys added since take today's default); a resumed fine-tune's own
+    # saved config replaces it (run_config)
+    cfg, notes = run_config(["finetune", *(configs or [])], config_file, ctx.args, overrides, base=base)
     if scratch and (cfg.finetune.freeze or cfg.finetune.reset):
         raise UsageError("--freeze/--reset act on pretrained weights; leave them out with --scratch")
     for part in cfg.finetune.freeze:
@@ -173,7 +196,7 @@ def finetune(
         reset_part(None, part, check_only=True)
     if src is not None and Path(cfg.logdir).expanduser().resolve() == src.resolve():
         raise UsageError("--logdir must differ from --from (fine-tuning writes a new run)")
-    print_config(cfg)
+    print_config(cfg, notes)
     run_training(cfg, "finetune")
 
 

@@ -2,7 +2,8 @@
 
 Every problem a user can make (unknown block or key, wrong type, a value out of its range, unreadable file) becomes one
 `UsageError` line that names the culprit and suggests the nearest valid name, before anything is written to disk. The
-allowed range of every numeric key is declared once, in RANGES below, next to the loading code.
+allowed range of every numeric key is declared once, in RANGES below, next to the loading code. A resumed run is its
+saved config.yaml plus what its command line sets itself, and that may only change RUNTIME_KEYS (`resume_config`).
 """
 
 from __future__ import annotations
@@ -165,6 +166,32 @@ RANGES: dict[str, Range] = {
     "replay.chunk": AT_LEAST_1,
     "replay.cache_chunks": AT_LEAST_1,
 }
+
+# Keys (or whole sections) a resumed run may change on its command line: where and how fast it runs, how long, and
+# what it logs, never what it learns. Every other key (agent.*, env.*, textures.*, prompts.*, scorer.*, finetune.*,
+# rlbench.*, replay.capacity, replay.chunk, seed) is a learning key: a resume keeps its saved value and refuses a new
+# one (`resume_config`). replay.chunk is not runtime: chunk ids on disk and the checkpoint's pointer count in it.
+RUNTIME_KEYS: tuple[str, ...] = (
+    "logdir",
+    "threads",
+    "device",
+    "deterministic",
+    "run",  # the whole section: steps may be raised, intervals changed
+    "agent.precision",
+    "agent.compile",
+    "agent.channels_last",
+    "agent.max_bad_steps",
+    "env.workers",
+    "env.worker_timeout",
+    "env.max_scenes",
+    "rlbench.headless",  # a CoppeliaSim window or not
+    "scorer.device",
+    "scorer.batch_size",
+    "scorer.precision",
+    "scorer.channels_last",
+    "replay.directory",
+    "replay.cache_chunks",
+)
 
 # Pairs of keys that must be ordered: (smaller, larger, strictly smaller?).
 ORDERED: tuple[tuple[str, str, bool], ...] = (
@@ -381,6 +408,83 @@ def build_config(
     _check_ordered(cfg)
     OmegaConf.set_readonly(cfg, True)
     return cfg
+
+
+def is_runtime_key(key: str) -> bool:
+    """True for a key of RUNTIME_KEYS or under one of its sections (a resume may change it)."""
+    return any(key == name or key.startswith(name + ".") for name in RUNTIME_KEYS)
+
+
+def explicit_keys(
+    config_file: str | Path | None = None, flags: Sequence[str] = (), overrides: dict[str, Any] | None = None
+) -> set[str]:
+    """The keys this command line sets itself (flags, --config-file, the CLI's own options): the only ones a resume
+    takes from the command line rather than from the run's saved config."""
+    keys = set(parse_flags(flags)) | set(overrides or {})
+    if config_file is not None:
+        keys |= set(flat_keys(read_yaml_mapping(config_file)))
+    return keys
+
+
+def _show(value: Any) -> str:
+    """A value as a log line shows it: 0.997, true, [critic_hidden], cpu, ''."""
+    if isinstance(value, str):
+        return value if value else "''"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_show(v) for v in value) + "]"
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _same(key: str, a: Any, b: Any) -> bool:
+    """Equal config values; the fine-tuning source also counts as the same when both spellings name one folder."""
+    if key == "finetune.source" and a and b and isinstance(a, str) and isinstance(b, str):
+        return Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
+    return a == b
+
+
+def resume_config(
+    saved: DictConfig | dict[str, Any], requested: DictConfig, explicit: Iterable[str]
+) -> tuple[DictConfig, list[str]]:
+    """The config of a resumed run: its saved config.yaml, then the keys this command line sets itself (`explicit`,
+    with their values from `requested`, which is the command resolved from today's defaults and blocks).
+
+    A run must not switch recipe half-way because lamp/configs.yaml changed or a different block was named, so named
+    blocks and today's defaults do not override saved values; keys the saved config lacks (added since) take today's
+    default. An explicit value that changes a learning key (any key outside RUNTIME_KEYS) is refused in one line.
+    Returns the read-only config and the lines to log (keys filled in, saved values kept over today's)."""
+    logdir = requested.logdir
+    wanted = flat_keys(OmegaConf.to_container(requested))
+    tree = OmegaConf.to_container(saved) if isinstance(saved, DictConfig) else saved
+    saved_flat = flat_keys(tree)
+    known = flat_keys(_blocks()["defaults"])
+    cfg = defaults()
+    _apply(cfg, {k: v for k, v in saved_flat.items() if k in known}, f"the saved config of {logdir}")
+    base = flat_keys(OmegaConf.to_container(cfg))  # saved values, coerced; today's defaults for keys added since
+    explicit = {k for k in explicit if k in wanted}  # leaves only (a file may hold an empty section)
+    changed = sorted(k for k in explicit if not is_runtime_key(k) and not _same(k, base[k], wanted[k]))
+    if changed:
+        key, more = changed[0], f" (it also changes {', '.join(changed[1:])})" if len(changed) > 1 else ""
+        raise UsageError(
+            f"the run in {logdir} has {key} {_show(base[key])} saved and this command gives "
+            f"{_show(wanted[key])}{more}; a resume keeps the keys that change what the run learns: resume without "
+            "it, or use a new --logdir"
+        )
+    _apply(cfg, {k: wanted[k] for k in explicit}, "the command line")
+    _check_ordered(cfg)
+    OmegaConf.set_readonly(cfg, True)
+    notes: list[str] = []
+    added = [k for k in known if k not in saved_flat and k not in explicit]
+    if added:
+        said = ", ".join(f"{k} {_show(base[k])}" for k in added)
+        notes.append(f"resume: {logdir}/config.yaml predates keys added since; they take today's defaults: {said}")
+    dropped = sorted(k for k in saved_flat if k not in known)
+    if dropped:
+        notes.append(f"resume: {logdir}/config.yaml has keys this lamp no longer knows, ignored: {', '.join(dropped)}")
+    kept = [k for k in saved_flat if k in known and k not in explicit and not _same(k, base[k], wanted[k])]
+    if kept:
+        said = ", ".join(f"{k} {_show(base[k])} (today's config gives {_show(wanted[k])})" for k in kept)
+        notes.append(f"resume: keeping the run's saved {said}")
+    return cfg, notes
 
 
 def to_yaml(cfg: DictConfig) -> str:

@@ -154,6 +154,13 @@ def _pid_alive(pid: Any) -> bool:
 
 
 # ------------------------------------------------------------------------------------------------ checkpoints
+def holds_run(run_dir: Path) -> bool:
+    """LOGDIR holds a run to resume: config.yaml and a checkpoint file. Cheap on purpose: Run.validate reads the
+    checkpoint once (previous.pt if latest.pt is broken) and refuses a run whose checkpoints are all unreadable."""
+    has_checkpoint = (run_dir / LATEST).is_file() or (run_dir / PREVIOUS).is_file()
+    return has_checkpoint and (run_dir / "config.yaml").is_file()
+
+
 def read_checkpoint(path: Path, map_location: Any = "cpu") -> dict[str, Any]:
     """torch.load(weights_only=True) with every way a file can be broken (cut short, zero-filled, not a checkpoint)
     turned into one UsageError line naming the file."""

@@ -195,3 +195,22 @@ def test_dynamics_gradient_moves_the_action_towards_more_reward(monkeypatch):
         imagined_reward()[0].backward()
         agent.optimizers["actor"].step()
     assert imagined_reward()[1] > before + 0.05
+
+
+def test_twohot_is_checked_like_the_architecture_and_old_checkpoints_load_as_symlog(tmp_path):
+    from lamp.config import build_config
+    from lamp.train import check_architecture
+
+    Agent(make_config("tiny"), SPACE).save(tmp_path / "new.pt")
+    ckpt = torch.load(tmp_path / "new.pt", weights_only=True)
+    assert ckpt["agent"]["config"]["twohot"] == "symlog"
+    del ckpt["agent"]["config"]["twohot"]  # saved before agent.twohot existed: bins in symlog space, the only way then
+    torch.save(ckpt, tmp_path / "old.pt")
+    Agent(make_config("tiny"), SPACE).load(tmp_path / "old.pt")
+    check_architecture(tmp_path / "old.pt", build_config(["tiny"]), "fix")
+    with pytest.raises(UsageError, match=r"agent\.twohot: 'symlog' != 'symexp'"):
+        Agent(make_config("tiny", twohot="symexp"), SPACE).load(tmp_path / "old.pt")
+    symexp = build_config(["tiny"], flags=["--agent.twohot", "symexp"])
+    for path in (tmp_path / "old.pt", tmp_path / "new.pt"):
+        with pytest.raises(UsageError, match=r"another architecture \(agent\.twohot: checkpoint 'symlog' vs config"):
+            check_architecture(path, symexp, "fix")

@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 from typer.testing import CliRunner
 
+from lamp import config as C
 from lamp.cli import _split_configs, app
 
 
@@ -195,3 +197,102 @@ def test_ablation_file_numbers_are_checked_before_any_run(tmp_path: Path, change
     line = one_error(result)
     assert line.startswith(f"error: ablation file '{path}': ") and message in line
     assert not (tmp_path / "grid").exists()
+
+
+# ---- a resumed run keeps the settings it started with (the CLI path; the run itself is not started)
+@pytest.fixture
+def started(monkeypatch: pytest.MonkeyPatch) -> list:
+    """Record the config each training command would run with, instead of running it."""
+    import lamp.cli
+
+    calls: list = []
+    monkeypatch.setattr(lamp.cli, "run_training", lambda cfg, mode: calls.append(cfg))
+    return calls
+
+
+def make_run(logdir: Path, configs: list[str], edit=None, **overrides) -> Path:
+    """A run directory as a training command leaves it (config.yaml and a checkpoint), `edit` applied to the saved
+    config (e.g. an older default, or a key removed as if the run predates it)."""
+    import torch
+    import yaml
+    from omegaconf import OmegaConf
+
+    from lamp.config import build_config
+
+    cfg = OmegaConf.to_container(build_config(configs, overrides={"logdir": str(logdir), **overrides}))
+    if edit is not None:
+        edit(cfg)
+    (logdir / "checkpoints").mkdir(parents=True)
+    (logdir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    torch.save({"agent": {}, "extra": {}}, logdir / "checkpoints/latest.pt")
+    return logdir
+
+
+def older(cfg: dict) -> None:
+    """A run started before the discount default changed and before agent.repval/agent.twohot existed."""
+    cfg["agent"]["discount"] = 0.997
+    del cfg["agent"]["repval"], cfg["agent"]["twohot"]
+
+
+def test_resume_runs_the_saved_config_with_todays_defaults_for_new_keys(tmp_path: Path, started: list) -> None:
+    logdir = make_run(tmp_path / "run", ["pretrain", "smoke"], older)
+    result = run(["pretrain", "--configs", "smoke", "--logdir", str(logdir), "--run.steps", "3000", "--threads", "2"])
+    assert result.exit_code == 0, result.output
+    (cfg,) = started
+    assert cfg.agent.discount == 0.997 and cfg.agent.repval == 0.0 and cfg.agent.twohot == "symlog"
+    assert cfg.run.steps == 3000 and cfg.threads == 2
+    assert (
+        f"resume: {logdir}/config.yaml predates keys added since; they take today's defaults: agent.repval 0.0, "
+        "agent.twohot symlog" in result.output
+    )
+    assert "resume: keeping the run's saved agent.discount 0.997 (today's config gives 0.99)" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--agent.discount", "0.9"], "has agent.discount 0.997 saved and this command gives 0.9;"),
+        (["--prompts", "single"], "has prompts.style similar saved and this command gives single;"),
+        (["--config-file", "FILE"], "has agent.expl.intr_scale 0.9 saved and this command gives 0.5;"),
+    ],
+)
+def test_resume_refuses_a_new_learning_value_in_one_line(
+    tmp_path: Path, started: list, args: list[str], message: str
+) -> None:
+    logdir = make_run(tmp_path / "run", ["pretrain", "smoke"], older)
+    (tmp_path / "mine.yaml").write_text("agent: {expl: {intr_scale: 0.5}}\n")
+    before = {p: p.read_bytes() for p in logdir.rglob("*") if p.is_file()}
+    args = [str(tmp_path / "mine.yaml") if a == "FILE" else a for a in args]
+    result = run(["pretrain", "--configs", "smoke", "--logdir", str(logdir), *args])
+    assert result.exit_code == 2
+    assert one_error(result) == (
+        f"error: the run in {logdir} {message} a resume keeps the keys that change what the run learns: resume "
+        "without it, or use a new --logdir"
+    )
+    assert {p: p.read_bytes() for p in logdir.rglob("*") if p.is_file()} == before  # nothing written
+    assert started == []
+
+
+def test_finetune_from_an_older_source_reads_its_saved_values(
+    tmp_path: Path, started: list, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    make_run(tmp_path / "pre", ["pretrain", "smoke"], older)
+    result = run(["finetune", "--task", "push_button", "--from", "pre", "--logdir", "ft", "--agent.lam", "0.9"])
+    assert result.exit_code == 0, result.output
+    cfg = started.pop()
+    assert cfg.agent.discount == 0.997  # the source's, not today's default
+    assert cfg.agent.repval == 0.0 and cfg.agent.twohot == "symlog"  # keys added since the source was saved
+    assert cfg.agent.expl.intr_scale == 0.0 and cfg.env.task == "push_button" and cfg.agent.lam == 0.9
+    assert "resume:" not in result.output  # a new run
+    # the fine-tune is interrupted, and resumed after the default of agent.repval (which the source lacks) changed
+    make_run(tmp_path / "ft", [], lambda saved: saved.update(OmegaConf.to_container(cfg)))
+    monkeypatch.setitem(C._blocks()["defaults"]["agent"], "repval", 0.3)
+    again = ["finetune", "--task", "push_button", "--from", str(tmp_path / "pre"), "--logdir", "ft", "--agent.lam"]
+    result = run([*again, "0.9", "--run.steps", "5000"])  # --from spelled another way: the same folder
+    assert result.exit_code == 0, result.output
+    cfg = started.pop()
+    assert cfg.agent.repval == 0.0 and cfg.agent.discount == 0.997 and cfg.run.steps == 5000
+    assert "resume: keeping the run's saved agent.repval 0.0 (today's config gives 0.3)" in result.output
+    refused = run([*again, "0.95"])
+    assert refused.exit_code == 2 and "ft has agent.lam 0.9 saved and this command gives 0.95;" in one_error(refused)

@@ -187,3 +187,90 @@ def test_files_that_are_not_utf8_say_so_with_the_offset(tmp_path: Path) -> None:
     with pytest.raises(UsageError) as info:
         C.read_yaml_mapping(latin1, "prompt file")
     assert str(info.value) == f"prompt file '{latin1}' is not UTF-8 (byte 0xe9 at offset {offset}); save it as UTF-8"
+
+
+# ---- a resumed run keeps the settings it started with (lamp.config.resume_config)
+LOGDIR = "runs/x"
+
+
+def saved_run(flags: tuple[str, ...] = ()) -> dict:
+    """The config.yaml of a run started with `lamp pretrain --configs smoke` (a plain dict, to edit)."""
+    return OmegaConf.to_container(C.build_config(["pretrain", "smoke"], flags=flags, overrides={"logdir": LOGDIR}))
+
+
+def resume(saved: dict, flags: tuple[str, ...] = (), configs: tuple[str, ...] = ("smoke",), config_file=None):
+    """What `lamp pretrain --configs CONFIGS FLAGS --logdir runs/x` resolves to when runs/x holds `saved`."""
+    overrides = {"logdir": LOGDIR}
+    requested = C.build_config(["pretrain", *configs], config_file, flags, overrides)
+    return C.resume_config(saved, requested, C.explicit_keys(config_file, flags, overrides))
+
+
+def test_resume_keeps_saved_values_and_gives_keys_added_since_todays_default() -> None:
+    saved = saved_run()
+    saved["agent"]["discount"] = 0.997  # the default when the run started
+    del saved["agent"]["repval"], saved["env"]["action_repeat"]  # keys added since
+    saved["agent"]["retired"] = 1  # a key removed since
+    cfg, notes = resume(saved, ("--run.steps", "5000", "--threads", "2", "--agent.compile", "true"))
+    assert cfg.agent.discount == 0.997
+    assert cfg.agent.repval == 0.0 and cfg.env.action_repeat == 1
+    assert cfg.run.steps == 5000 and cfg.threads == 2 and cfg.agent.compile is True  # runtime keys may change
+    assert notes == [
+        "resume: runs/x/config.yaml predates keys added since; they take today's defaults: "
+        "env.action_repeat 1, agent.repval 0.0",
+        "resume: runs/x/config.yaml has keys this lamp no longer knows, ignored: agent.retired",
+        "resume: keeping the run's saved agent.discount 0.997 (today's config gives 0.99)",
+    ]
+    with pytest.raises(Exception):  # noqa: B017 (read-only, like build_config's)
+        cfg.seed = 3
+    assert resume(saved_run())[1] == []  # nothing changed: nothing to say
+
+
+def test_named_blocks_of_a_resume_do_not_override_saved_values() -> None:
+    cfg, notes = resume(saved_run(), configs=("smoke", "dreamerv3_discount", "dreamerv3_critic"))
+    assert cfg.agent.discount == 0.99 and cfg.agent.repval == 0.0 and cfg.agent.twohot == "symlog"
+    assert len(notes) == 1 and notes[0].startswith("resume: keeping the run's saved agent.discount 0.99 (today's")
+    assert "agent.repval 0.0 (today's config gives 0.3), agent.twohot symlog (today's config gives symexp)" in notes[0]
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (("--agent.discount", "0.9"), "has agent.discount 0.997 saved and this command gives 0.9;"),
+        (
+            ("--seed", "1", "--agent.lam", "0.9"),
+            "has agent.lam 0.95 saved and this command gives 0.9 (it also changes seed);",
+        ),
+        (("--replay.chunk", "64"), "has replay.chunk 256 saved and this command gives 64;"),  # chunk ids on disk
+        (("--agent.repval", "0.3"), "has agent.repval 0.0 saved and this command gives 0.3;"),  # key added since
+        (("--prompts.style", "single"), "has prompts.style similar saved and this command gives single;"),
+    ],
+)
+def test_resume_refuses_an_explicit_change_of_a_learning_key(flags: tuple[str, ...], message: str) -> None:
+    saved = saved_run()
+    saved["agent"]["discount"] = 0.997
+    del saved["agent"]["repval"]
+    with pytest.raises(UsageError) as info:
+        resume(saved, flags)
+    assert str(info.value) == (
+        f"the run in runs/x {message} a resume keeps the keys that change what the run learns: resume without it, "
+        "or use a new --logdir"
+    )
+    assert resume(saved, ("--agent.discount", "0.997"))[0].agent.discount == 0.997  # the saved value is no change
+
+
+def test_a_config_file_on_a_resume_counts_as_explicit(tmp_path: Path) -> None:
+    f = tmp_path / "mine.yaml"
+    f.write_text("run: {steps: 3000}\nagent: {lam: 0.9}\n")
+    with pytest.raises(UsageError, match=r"has agent\.lam 0\.95 saved and this command gives 0\.9;"):
+        resume(saved_run(), config_file=f)
+    f.write_text("run: {steps: 3000}\nagent: {lam: 0.95}\n")
+    assert resume(saved_run(), config_file=f)[0].run.steps == 3000
+
+
+def test_runtime_keys_name_real_keys() -> None:
+    flat = C.flat_keys(C.defaults())
+    for name in C.RUNTIME_KEYS:
+        assert name in flat or any(k.startswith(name + ".") for k in flat), name
+    assert C.is_runtime_key("run.steps") and C.is_runtime_key("agent.precision") and C.is_runtime_key("logdir")
+    for key in ("replay.chunk", "replay.capacity", "seed", "agent.discount", "scorer.kind", "finetune.freeze"):
+        assert not C.is_runtime_key(key), key

@@ -182,3 +182,39 @@ def test_ctrl_c_saves_and_exits_130(tmp_path: Path) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+@pytest.mark.slow
+def test_a_resume_keeps_the_recipe_it_started_with(tmp_path: Path) -> None:
+    """lamp's defaults change between start and resume (here: the saved config is edited back to an older one): the
+    resume trains on with the saved values, refuses a new learning value, and lets runtime keys change."""
+    import yaml
+
+    def lamp(*extra: str):
+        return CliRunner().invoke(app, _split_configs([*ARGS, "--logdir", str(logdir), *extra]))
+
+    logdir = tmp_path / "run"
+    first = lamp("--run.steps", "40")
+    assert first.exit_code == 0, first.output
+    saved = yaml.safe_load((logdir / "config.yaml").read_text())
+    saved["agent"]["discount"] = 0.997  # the default when the run started
+    del saved["agent"]["repval"]  # added since
+    (logdir / "config.yaml").write_text(yaml.safe_dump(saved, sort_keys=False))
+    before = (logdir / "config.yaml").read_bytes()
+    refused = lamp("--run.steps", "80", "--agent.discount", "0.9")
+    assert refused.exit_code == 2
+    errors = [line for line in refused.output.splitlines() if line.startswith("error:")]
+    assert errors == [
+        f"error: the run in {logdir} has agent.discount 0.997 saved and this command gives 0.9; a resume keeps the "
+        "keys that change what the run learns: resume without it, or use a new --logdir"
+    ]
+    assert (logdir / "config.yaml").read_bytes() == before and checkpoint_step(logdir) == 40
+    resumed = lamp("--run.steps", "80", "--threads", "1", "--run.log_every", "40")
+    assert resumed.exit_code == 0, resumed.output
+    assert "resume: keeping the run's saved agent.discount 0.997 (today's config gives 0.99)" in resumed.output
+    assert "predates keys added since; they take today's defaults: agent.repval 0.0" in resumed.output
+    assert "resumed from" in resumed.output and "at env step 40" in resumed.output
+    now = yaml.safe_load((logdir / "config.yaml").read_text())
+    assert now["agent"]["discount"] == 0.997 and now["agent"]["repval"] == 0.0  # written back, complete
+    assert now["run"]["steps"] == 80 and now["run"]["log_every"] == 40 and now["threads"] == 1
+    assert json.loads((logdir / "done.json").read_text())["env_steps"] == 80

@@ -362,7 +362,7 @@ def test_finetune_refuses_a_checkpoint_of_another_config(pretrained: Path, tmp_p
     assert "was trained with another architecture (agent.deter: checkpoint 32 vs config 48)" in result.output
     assert not (tmp_path / "ft").exists()
     resumed = lamp(["pretrain", "--configs", "smoke", "--logdir", str(pretrained), "--agent.units", "24"])
-    assert resumed.exit_code == 2 and "agent.units: checkpoint 16 vs config 24" in resumed.output
+    assert resumed.exit_code == 2 and "has agent.units 16 saved and this command gives 24;" in resumed.output
     assert "units: 16" in (pretrained / "config.yaml").read_text()  # the run's saved config is untouched
 
 
