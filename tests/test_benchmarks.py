@@ -91,11 +91,17 @@ def test_learning_check_on_a_task_runs_lamp_finetune_from_pixels_and_reads_its_e
     args = ["--env", "push_button", "--obs", "image", "--size", "smoke", "--fast", "0", "--precision", "float32"]
     args += ["--env-steps", "60", "--prefill", "30", "--eval-every", "30", "--eval-episodes", "1"]
     args += ["--episode-length", "30", "--random-episodes", "2", "--logdir", str(run)]
+    args += ["--configs", "dreamerv3_critic", "--set", "env.action_repeat=2", "discount=0.95"]  # an arm's recipe
     out = run_json("benchmarks/learning_check.py", *args)
     assert out["exit_code"] == 0 and out["random_policy"]["episodes"] == 2
     assert 0 <= out["random_policy"]["success_rate"] <= 1 and 0 <= out["last_eval_success"] <= 1
+    assert out["frames"] == 120 and out["action_repeat"] == 2 and out["discount"] == 0.95
     saved = yaml.safe_load((run / "config.yaml").read_text())
     assert saved["agent"]["vector_keys"] == [] and saved["scorer"]["kind"] == "none"  # cameras only
+    assert saved["env"]["action_repeat"] == 2 and saved["agent"]["discount"] == 0.95  # the arm, from the config
+    assert saved["agent"]["repval"] == 0.3 and saved["agent"]["twohot"] == "symexp"
+    refs = json.loads((run / "reference_policies.json").read_text())
+    assert refs["key"]["repeat"] == 2 and refs["key"]["length"] == 30  # the references play the arm's episodes
     assert (run / "done.json").is_file() and (run / "learning_check.png").read_bytes()[:4] == b"\x89PNG"
     report = run_json("benchmarks/learning_check.py", *args, "--report")  # no training, the same numbers
     assert report["last_eval_success"] == out["last_eval_success"] and report["random_policy"] == out["random_policy"]
@@ -112,7 +118,25 @@ def test_learning_check_on_a_task_runs_lamp_finetune_from_pixels_and_reads_its_e
         cwd=ROOT, capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert none.returncode == 2 and "--episodes must be at least 1" in none.stderr and "Traceback" not in none.stderr
-    assert out_rows(run)[-1]["updates"] > 0  # the evaluations carry the update count
+    rows = out_rows(run)
+    assert rows[-1]["updates"] > 0 and rows[-1]["frames"] == 2 * rows[-1]["env_steps"] == 120
+    assert rows[-1]["hours"] > 0 and 0 <= rows[-1]["eval/success_sample"] <= 1  # wall time, the sampled policy
+    table = subprocess.run(
+        [sys.executable, "benchmarks/ab_table.py", f"a={run}", f"b={run}", "--out", str(tmp_path / "ab"), "--name=g"],
+        cwd=ROOT, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert table.returncode == 0, table.stderr
+    assert "| a | equal updates |" in table.stdout and "| b | equal hours |" in table.stdout
+    raw = [json.loads(line) for line in (tmp_path / "ab" / "g.jsonl").read_text().splitlines()]
+    low, high = refs["random_policy"]["return"], refs["scripted_expert"]["return"]
+    row = next(r for r in raw if r.get("env_steps") == 60)
+    assert row["eval/norm_return"] == pytest.approx((row["eval/return"] - low) / (high - low), abs=1e-4)
+    assert (tmp_path / "ab" / "g.png").read_bytes()[:4] == b"\x89PNG"
+    bad = subprocess.run(
+        [sys.executable, "benchmarks/ab_table.py", f"a={tmp_path}"],
+        cwd=ROOT, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "is not a learning-check run dir" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def out_rows(run: Path) -> list[dict]:
