@@ -413,37 +413,30 @@ class Run:
         self.progress.last_video = step
 
     def evaluate(self) -> None:
-        """Deterministic-policy episodes; their scalars go out with the next `logger.write` of this step."""
+        """Deterministic-policy episodes, then (`run.eval_sample`) the same episodes with the sampled training policy;
+        their scalars go out with the next `logger.write` of this step."""
         from lamp.evaluate import run_episodes
 
         cfg = self.cfg
         if not hasattr(self, "eval_envs"):
             self.eval_envs = make_envs(cfg, workers=1, seed=cfg.seed + 10_000)
-        results = run_episodes(
-            self.agent,
-            self.eval_envs,
-            self.lang_fixed,
-            cfg.run.eval_episodes,
-            seed=cfg.seed + 10_000 + self.progress.env_steps,
-            keep_frames=1,
-        )
-        success = float(np.mean([r["success"] for r in results["episodes"]]))
-        self.progress.eval_success = success
-        self.logger.scalar("eval/success", success)
-        self.logger.scalar("eval/return", float(np.mean([r["return"] for r in results["episodes"]])))
-        if cfg.run.eval_sample:  # the same episodes with the training (sampled) policy
-            sampled = run_episodes(
+        for mode, suffix in (("eval", ""), ("train", "_sample"))[: 2 if cfg.run.eval_sample else 1]:
+            results = run_episodes(
                 self.agent,
                 self.eval_envs,
                 self.lang_fixed,
                 cfg.run.eval_episodes,
                 seed=cfg.seed + 10_000 + self.progress.env_steps,
-                mode="train",
-            )["episodes"]
-            self.logger.scalar("eval/success_sample", float(np.mean([r["success"] for r in sampled])))
-            self.logger.scalar("eval/return_sample", float(np.mean([r["return"] for r in sampled])))
-        if results["frames"]:
-            self.logger.video("eval/rollout", results["frames"][0], self.progress.env_steps)
+                keep_frames=int(mode == "eval"),
+                mode=mode,
+            )
+            success = float(np.mean([r["success"] for r in results["episodes"]]))
+            self.logger.scalar(f"eval/success{suffix}", success)
+            self.logger.scalar(f"eval/return{suffix}", float(np.mean([r["return"] for r in results["episodes"]])))
+            if mode == "eval":
+                self.progress.eval_success = success
+            if results["frames"]:
+                self.logger.video("eval/rollout", results["frames"][0], self.progress.env_steps)
         self.progress.last_eval = self.progress.env_steps
 
     # ------------------------------------------------------------------------------------------------ main loop
