@@ -35,6 +35,8 @@ def load_arm(logdir: Path) -> dict[str, Any]:
     low, high = refs["random_policy"]["return"], refs["scripted_expert"]["return"]
     rows = task_curve(logdir / "metrics.jsonl")
     for row in rows:
+        row.setdefault("updates", 0)  # the evaluation before training (step 0) is logged before any update
+        row.setdefault("hours", 0.0)
         for key in ("eval/return", "eval/return_sample"):
             if key in row:
                 row[key.replace("return", "norm_return")] = round((row[key] - low) / max(high - low, 1e-9), 4)
@@ -46,9 +48,14 @@ def load_arm(logdir: Path) -> dict[str, Any]:
     return {"rows": rows, "references": refs, "diagnose": diag, "logdir": str(logdir)}
 
 
+# Evaluations come every few thousand steps, so two arms rarely reach one wall time exactly: an evaluation up to 5%
+# past the common budget still counts as "at" it (the table prints each row's own updates and hours).
+TOLERANCE = 1.05
+
+
 def at_or_before(rows: list[dict[str, Any]], key: str, limit: float) -> dict[str, Any] | None:
-    """The last evaluation whose `key` (updates, hours) does not exceed `limit`."""
-    eligible = [r for r in rows if key in r and r[key] <= limit + 1e-9]
+    """The last evaluation whose `key` (updates, hours) does not exceed `limit` (by more than the tolerance)."""
+    eligible = [r for r in rows if r.get(key, 0) <= limit * TOLERANCE + 1e-9]
     return eligible[-1] if eligible else None
 
 
@@ -72,7 +79,8 @@ def table(arms: dict[str, dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, arm in arms.items():
-        best = max(arm["rows"], key=lambda r: (r["success_rate"], -r.get("updates", 0)), default=None)
+        best = max(arm["rows"], key=lambda r: (r["success_rate"], -r["updates"]), default=None)
+        peak = "–" if best is None else f"{best['success_rate']:.0%} ({best['updates']})" if best["updates"] else "0%"
         for key in ("updates", "hours"):
             row = at_or_before(arm["rows"], key, budgets[key])
             if row is None:
@@ -90,7 +98,7 @@ def table(arms: dict[str, dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
                 f"| {row.get('hours', '?')} | {row['success_rate']:.0%} "
                 f"| {row.get('eval/success_sample', float('nan')):.0%} "
                 f"| {row.get('eval/norm_return', float('nan')):.3f} "
-                f"| {best['success_rate']:.0%} ({best.get('updates', '?')}) | {record['critic_lag']} |"
+                f"| {peak} | {record['critic_lag'] if record['critic_lag'] is not None else '–'} |"
             )
     return "\n".join(lines), out
 
@@ -98,9 +106,9 @@ def table(arms: dict[str, dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
 def plot(arms: dict[str, dict[str, Any]], path: Path, title: str) -> None:
     from lamp.visualize import plot_eval_curves
 
-    succ = {n: [(r["updates"], r["success_rate"]) for r in a["rows"] if "updates" in r] for n, a in arms.items()}
+    succ = {n: [(r["updates"], r["success_rate"]) for r in a["rows"]] for n, a in arms.items()}
     ret = {
-        n: [(r["updates"], r["eval/norm_return"]) for r in a["rows"] if "updates" in r and "eval/norm_return" in r]
+        n: [(r["updates"], r["eval/norm_return"]) for r in a["rows"] if "eval/norm_return" in r]
         for n, a in arms.items()
     }
     refs = {
