@@ -31,8 +31,9 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from lamp.agent.agent import BLENDS, TrainingStopped
+from lamp.agent.agent import BLENDS, REPVAL_WITH_EXPLORER, TrainingStopped
 from lamp.agent.behavior import ACTOR_GRADS
+from lamp.agent.nets import TWOHOT_SPACES
 from lamp.agent.speed import PRECISION_VALUES, learner_threads
 from lamp.atomic import atomic_copy, atomic_write_bytes, clean_temp_files
 from lamp.build import (
@@ -154,6 +155,10 @@ class Run:
             raise UsageError(str(err)) from None
         if cfg.agent.expl.blend not in BLENDS:
             raise UsageError(f"agent.expl.blend is '{cfg.agent.expl.blend}'; valid: {', '.join(BLENDS)}")
+        if cfg.agent.twohot not in TWOHOT_SPACES:
+            raise UsageError(f"agent.twohot is '{cfg.agent.twohot}'; valid: {', '.join(TWOHOT_SPACES)}")
+        if cfg.agent.repval > 0 and cfg.agent.expl.intr_scale > 0:
+            raise UsageError(REPVAL_WITH_EXPLORER)
         if cfg.agent.precision not in PRECISION_VALUES:
             raise UsageError(f"agent.precision is '{cfg.agent.precision}'; valid: {', '.join(PRECISION_VALUES)}")
         self.scorer = make_scorer(cfg, self.log)

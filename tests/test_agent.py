@@ -82,6 +82,8 @@ def test_replay_value_loss_adds_to_the_critic_loss_only(twohot):
         torch.testing.assert_close(losses[0.3][key], losses[0.0][key])
     assert losses[0.3]["critic"] > losses[0.0]["critic"]  # a cross-entropy term more
     assert agent.behavior.twohot.space == agent.world_model.twohot.space == twohot
+    with pytest.raises(ValueError, match=r"expl\.intr_scale > 0 blends in"):  # two rewards, one critic
+        Agent(make_config("tiny", repval=0.3, expl={"intr_scale": 0.9, "extr_scale": 0.1}), SPACE)
 
 
 def test_nan_loss_is_skipped_then_stops_with_the_loss_name():

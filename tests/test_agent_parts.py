@@ -105,6 +105,12 @@ def test_replay_value_loss_is_the_critic_loss_on_replay_returns_without_episode_
     torch.testing.assert_close(metrics["replay_return"], torch.tensor([10.25, 17.0, 23.0]).mean())
     loss.backward()  # only the critic learns from it
     assert ac.critic.out.weight.grad.abs().sum() > 0 and ac.actor.out.weight.grad is None
+    for repval_grad in (True, False):  # DreamerV3's repval_grad: the loss also reaches the posterior features
+        ac = ActorCritic(make_config("tiny", repval_grad=repval_grad), feat_dim=8)
+        torch.nn.init.normal_(ac.critic.out.weight)  # the zero-initialised output layer passes no gradient back
+        feat = inp.clone().requires_grad_()
+        ac.replay_loss(feat, reward, last, torch.zeros_like(last), boot)[0].backward()
+        assert (feat.grad is not None and feat.grad[:, :2].abs().sum() > 0) == repval_grad
 
 
 def test_conv_encoder_decoder_shapes():

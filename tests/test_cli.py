@@ -47,6 +47,8 @@ def test_split_configs_accepts_dreamer_style_lists() -> None:
         (["--run.steps", "many"], "error: config key 'run.steps' expects an integer"),
         (["--config-file", "/no/such/file.yaml"], "error: config file '/no/such/file.yaml' does not exist"),
         (["--agent.expl.blend", "sum"], "error: agent.expl.blend is 'sum'; valid: lamp, per_stream"),
+        (["--agent.twohot", "raw"], "error: agent.twohot is 'raw'; valid: symlog, symexp"),
+        (["--configs", "dreamerv3_critic"], "error: agent.repval > 0 needs the imagined reward to be the replayed one"),
         (["--scorer.image_size", "100"], "error: scorer.image_size 100 must be a whole multiple of env.size 64"),
         # issue 12's battery: these ran (or crashed after writing LOGDIR) before the range checks
         (

@@ -116,6 +116,8 @@ def test_finetune_and_eval(pretrained: Path, tmp_path: Path) -> None:
             "30",
             "--run.eval_episodes",
             "2",
+            "--run.eval_sample",
+            "false",
         ]
     )
     assert result.exit_code == 0, result.output
@@ -124,6 +126,7 @@ def test_finetune_and_eval(pretrained: Path, tmp_path: Path) -> None:
     assert len(source["config_hash"]) == 12 and source["freeze"] == ["critic_hidden"]
     evals = [json.loads(x) for x in (ft / "metrics.jsonl").read_text().splitlines() if "eval/success" in x]
     assert [e["step"] for e in evals] == [0, 30, 60] and all(0 <= e["eval/success"] <= 1 for e in evals)
+    assert not any("eval/success_sample" in e for e in evals)  # run.eval_sample false: the sampled policy is not played
     steps = metric_steps(ft)
     assert steps == sorted(set(steps))  # one line per step: evaluations share the line of their step
     ckpt = torch.load(ft / "checkpoints/latest.pt", weights_only=True)

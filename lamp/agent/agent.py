@@ -54,6 +54,14 @@ def saved_arch(config: dict[str, Any], key: str) -> Any:
 BLENDS = ("lamp", "per_stream")
 
 
+# The replay value loss regresses the critic onto returns of the replayed reward; with Plan2Explore the critic's
+# imagined targets are returns of another reward (disagreement blended in), and one critic cannot regress both.
+REPVAL_WITH_EXPLORER = (
+    "agent.repval > 0 needs the imagined reward to be the replayed one, but agent.expl.intr_scale > 0 blends in the "
+    "ensemble's disagreement; set --agent.repval 0 for Plan2Explore / LAMP pretraining"
+)
+
+
 def _adam(module: nn.Module, lr: float, eps: float) -> torch.optim.Adam:
     return torch.optim.Adam(module.parameters(), lr=lr, eps=eps, foreach=True)
 
@@ -86,6 +94,8 @@ class Agent(nn.Module):
         cfg = self.cfg = to_cfg(config)
         if cfg.expl.blend not in BLENDS:  # checked once here; the CLI checks it before LOGDIR is written
             raise ValueError(f"agent.expl.blend must be one of {BLENDS}, got {cfg.expl.blend!r}")
+        if cfg.repval > 0 and float(cfg.expl.intr_scale) > 0:
+            raise ValueError(REPVAL_WITH_EXPLORER)
         self.device = torch.device(device)
         self.obs_space = {k: tuple(v) for k, v in obs_space.items()}
         self.world_model = WorldModel(cfg, self.obs_space)
@@ -287,8 +297,8 @@ class Agent(nn.Module):
                 if cfg.repval > 0:  # the critic also learns the real replayed returns (current DreamerV3)
                     post_lang = data["lang"].float() if self.lang_to_actor else None
                     repl_loss, repl_metrics = self.behavior.replay_loss(
-                        self._ac_input(post["feat"].detach(), post_lang),
-                        data["reward"],
+                        self._ac_input(post["feat"], post_lang),
+                        cfg.expl.extr_scale * data["reward"].float(),  # the reward imagination trains on
                         data["is_last"],
                         data["is_terminal"],
                         boot.reshape(post["feat"].shape[:2]),

@@ -225,14 +225,15 @@ class ActorCritic(nn.Module):
         returns `boot` (B, T)), plus the slow-critic regulariser; steps that end an episode have no target.
 
         It ties the critic to returns that were actually collected, which the imagined targets reach only over many
-        rounds of bootstrapping. Returns the loss (mean over B, T−1) and the mean target.
+        rounds of bootstrapping. `inp` keeps its graph when `repval_grad` is on (as DreamerV3's default), so the loss
+        also shapes the world model's representation. Returns the loss (mean over B, T−1) and the mean target.
         """
         cfg = self.cfg
         ret = replay_return(reward.float(), is_last, is_terminal, boot.detach().float(), cfg.discount, cfg.lam)
-        inp = inp[:, :-1].detach()
+        inp = inp[:, :-1] if cfg.repval_grad else inp[:, :-1].detach()
         logits = self.critic(inp)
         with torch.no_grad():
-            slow_value = self.twohot.mean(self.slow_critic(inp))
+            slow_value = self.twohot.mean(self.slow_critic(inp.detach()))
         loss = self.twohot.loss(logits, ret) + cfg.slowreg * self.twohot.loss(logits, slow_value)
         weight = 1.0 - is_last[:, :-1].float()
         return (weight * loss).mean(), {"replay_return": ret.mean()}
