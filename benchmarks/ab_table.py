@@ -34,16 +34,21 @@ def load_arm(logdir: Path) -> dict[str, Any]:
     refs = json.loads(refs_path.read_text())
     low, high = refs["random_policy"]["return"], refs["scripted_expert"]["return"]
     rows = task_curve(logdir / "metrics.jsonl")
+    timed = any("hours" in row for row in rows)  # runs started before progress/hours existed have no wall time
     for row in rows:
         row.setdefault("updates", 0)  # the evaluation before training (step 0) is logged before any update
-        row.setdefault("hours", 0.0)
+        if timed:
+            row.setdefault("hours", 0.0)
         for key in ("eval/return", "eval/return_sample"):
             if key in row:
                 row[key.replace("return", "norm_return")] = round((row[key] - low) / max(high - low, 1e-9), 4)
     diag_path = logdir / "diagnose.json"
     diag = {}
     if diag_path.is_file():
-        lines = [json.loads(x) for x in diag_path.read_text().splitlines() if x.strip().startswith("{")]
+        try:
+            lines = [json.loads(x) for x in diag_path.read_text().splitlines() if x.strip().startswith("{")]
+        except json.JSONDecodeError as e:
+            raise UsageError(f"{diag_path} is not JSON lines ({e.msg}, line {e.lineno}); re-run diagnose.py") from None
         diag = lines[-1] if lines else {}
     return {"rows": rows, "references": refs, "diagnose": diag, "logdir": str(logdir)}
 
@@ -59,6 +64,10 @@ def at_or_before(rows: list[dict[str, Any]], key: str, limit: float) -> dict[str
     return eligible[-1] if eligible else None
 
 
+def percent(value: float | None) -> str:
+    return "–" if value is None else f"{value:.0%}"
+
+
 def critic_lag(diag: dict[str, Any]) -> float | None:
     value, real = diag.get("value_first_half"), diag.get("real_return_to_go_first_half")
     if value is None or not real:
@@ -70,8 +79,8 @@ def table(arms: dict[str, dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
     """Markdown table and its rows: each arm at the largest update count and wall time that every arm reached."""
     budgets = {}
     for key in ("updates", "hours"):
-        reached = [max((r.get(key, 0) for r in arm["rows"]), default=0) for arm in arms.values()]
-        budgets[key] = min(reached) if reached else 0
+        if all(any(key in r for r in arm["rows"]) for arm in arms.values()):  # else no common budget: no such rows
+            budgets[key] = min(max(r.get(key, 0) for r in arm["rows"]) for arm in arms.values())
     out: list[dict[str, Any]] = []
     lines = [
         "| arm | at | updates | env steps | frames | hours | eval success | sampled success | norm. return "
@@ -81,7 +90,7 @@ def table(arms: dict[str, dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
     for name, arm in arms.items():
         best = max(arm["rows"], key=lambda r: (r["success_rate"], -r["updates"]), default=None)
         peak = "–" if best is None else f"{best['success_rate']:.0%} ({best['updates']})" if best["updates"] else "0%"
-        for key in ("updates", "hours"):
+        for key in budgets:
             row = at_or_before(arm["rows"], key, budgets[key])
             if row is None:
                 continue
@@ -96,8 +105,8 @@ def table(arms: dict[str, dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
             lines.append(
                 f"| {name} | equal {key} | {row.get('updates', '?')} | {row['env_steps']:,} | {row.get('frames', '?')} "
                 f"| {row.get('hours', '?')} | {row['success_rate']:.0%} "
-                f"| {row.get('eval/success_sample', float('nan')):.0%} "
-                f"| {row.get('eval/norm_return', float('nan')):.3f} "
+                f"| {percent(row.get('eval/success_sample'))} "
+                f"| {row['eval/norm_return']:.3f} "
                 f"| {peak} | {record['critic_lag'] if record['critic_lag'] is not None else '–'} |"
             )
     return "\n".join(lines), out
@@ -130,7 +139,11 @@ def main() -> None:
         if "=" not in item:
             raise UsageError(f"arm {item!r} has no '='; write NAME=LOGDIR")
         name, logdir = item.split("=", 1)
+        if name in arms:
+            raise UsageError(f"arm name {name!r} is given twice; name each arm once")
         arms[name] = load_arm(Path(logdir).expanduser())
+    if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
+        raise UsageError(f"--out '{args.out}' is a file, not a folder; choose another --out")
     text, rows = table(arms)
     print(text)
     if args.out:

@@ -138,6 +138,49 @@ def task_flags(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     return configs, flags
 
 
+def arm_name(args: argparse.Namespace) -> str:
+    """The default run folder's arm part: everything that sets the recipe (size, blocks, --set items, numbers)."""
+    parts = [args.size or "size2m", *args.configs, *(item.replace("=", "") for item in args.set)]
+    parts += [f"{name}{value}" for name, value in (("tr", args.train_ratio), ("len", args.episode_length)) if value]
+    parts += [] if args.prefill is None else [f"prefill{args.prefill}"]
+    return "-".join(p.replace("/", "_") for p in parts)
+
+
+def recipe_flags(flags: list[str]) -> list[str]:
+    """The flags that set what is learned (not the budget, threads or precision), as pairs: --key value."""
+    from lamp.config import is_runtime_key
+
+    pairs = zip(flags[::2], flags[1::2], strict=True)
+    return [x for key, value in pairs if not is_runtime_key(key[2:]) for x in (key, value)]
+
+
+def same_recipe(logdir: Path, configs: list[str], flags: list[str], cfg: Any, write: bool = True) -> Any:
+    """The config a (re-)run in `logdir` trains with, and a guard: the arm (blocks and recipe flags) of the command
+    that started the folder is saved in LOGDIR/learning_check_arm.json, and a command naming another arm is refused
+    in one line (`lamp finetune` would resume the saved recipe, so the curve would belong to another arm than the
+    command names). A folder that holds a run trains with its saved config (today's defaults may differ)."""
+    from lamp.atomic import atomic_write_bytes
+    from lamp.config import explicit_keys, load_saved_config, resume_config
+    from lamp.errors import UsageError
+    from lamp.rundir import holds_run
+
+    arm = {"configs": configs, "flags": recipe_flags(flags)}
+    path = logdir / "learning_check_arm.json"
+    if path.is_file():
+        saved = json.loads(path.read_text())
+        if saved != arm:
+            raise UsageError(
+                f"{logdir} holds the arm {saved['configs']} {' '.join(saved['flags'])} but this command names "
+                f"{configs} {' '.join(arm['flags'])}; use another --logdir for this arm"
+            )
+    elif write and not holds_run(logdir):
+        logdir.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, json.dumps(arm).encode())
+    if holds_run(logdir):
+        cfg, _ = resume_config(load_saved_config(logdir), cfg, explicit_keys(flags=flags))
+    return cfg
+
+
 def task_check(args: argparse.Namespace) -> None:
     """`lamp finetune --scratch` on a downstream task, then its evaluation curve next to the random policy."""
     import subprocess
@@ -151,9 +194,10 @@ def task_check(args: argparse.Namespace) -> None:
     root = Path(__file__).resolve().parents[1]
     configs, flags = task_flags(args)
     cfg = build_config(["finetune", *configs], flags=flags)  # a bad block or key: one line before anything runs
+    logdir = Path(args.logdir or f"runs/learning_check/{args.env}-{args.obs}-{arm_name(args)}-seed{args.seed}")
+    logdir = logdir.expanduser()
+    cfg = same_recipe(logdir, configs, flags, cfg, write=not args.report)
     length, repeat = int(cfg.env.episode_length), int(cfg.env.action_repeat)
-    arm = "-".join(args.configs) or "default"
-    logdir = Path(args.logdir or f"runs/learning_check/{args.env}-{args.obs}-{arm}-seed{args.seed}").expanduser()
     saved = logdir / "reference_policies.json"  # measured once per run directory; a resumed run reuses them
     key = {"env": args.env, "episodes": args.random_episodes, "seed": args.seed, "length": length, "repeat": repeat}
     cached = json.loads(saved.read_text()) if saved.is_file() else {}
@@ -175,7 +219,7 @@ def task_check(args: argparse.Namespace) -> None:
     print(json.dumps({"command": " ".join(cmd[1:])}), flush=True)
     code = 0 if args.report else subprocess.run(cmd, cwd=root, check=False).returncode
     curve = task_curve(logdir / "metrics.jsonl")
-    name = f"{args.env} ({args.obs}, {arm}, seed {args.seed})"
+    name = f"{args.env} ({args.obs}, {arm_name(args)}, seed {args.seed})"
     plot = logdir / "learning_check.png"
     plot_eval_curves(
         {name: [(r["env_steps"], r["success_rate"]) for r in curve]},
@@ -292,6 +336,10 @@ def main() -> None:
 
         if args.env in DOWNSTREAM_TASKS:
             return task_check(args)
+    dotted = [item for item in args.set if "." in item.split("=", 1)[0]]
+    if dotted or args.configs:
+        what = f"--set {dotted[0]}" if dotted else "--configs"
+        raise UsageError(f"{what} is for task runs (--env push_button, ...); the reach check takes agent keys only")
     args.size = args.size or "small"
     args.train_ratio = args.train_ratio or 32.0
     args.prefill = 1000 if args.prefill is None else args.prefill

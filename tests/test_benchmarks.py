@@ -103,6 +103,12 @@ def test_learning_check_on_a_task_runs_lamp_finetune_from_pixels_and_reads_its_e
     refs = json.loads((run / "reference_policies.json").read_text())
     assert refs["key"]["repeat"] == 2 and refs["key"]["length"] == 30  # the references play the arm's episodes
     assert (run / "done.json").is_file() and (run / "learning_check.png").read_bytes()[:4] == b"\x89PNG"
+    other_arm = subprocess.run(
+        [sys.executable, "benchmarks/learning_check.py", *args[: args.index("--configs")]],  # no blocks, no --set
+        cwd=ROOT, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert other_arm.returncode == 2 and "holds the arm ['metaworld', 'smoke', 'dreamerv3_critic']" in other_arm.stderr
+    assert "use another --logdir" in other_arm.stderr and "Traceback" not in other_arm.stderr
     report = run_json("benchmarks/learning_check.py", *args, "--report")  # no training, the same numbers
     assert report["last_eval_success"] == out["last_eval_success"] and report["random_policy"] == out["random_policy"]
     diag = run_json("benchmarks/diagnose.py", str(run), "--episodes", "1", "--contexts", "5")
@@ -152,6 +158,7 @@ def out_rows(run: Path) -> list[dict]:
     [
         (["--env", "push_buton"], "error: unknown env 'push_buton'", "metaworld/push_button"),
         (["--set", "actor_grad"], "error: --set 'actor_grad' has no '='", "KEY=VALUE"),
+        (["--set", "env.action_repeat=2"], "error: --set env.action_repeat=2 is for task runs", "agent keys only"),
     ],
 )
 def test_learning_check_names_a_bad_argument_in_one_line(args, starts, also):

@@ -77,7 +77,7 @@ class TwoHot(nn.Module):
         if self.space == "symlog":
             return symexp((probs * self.bins).sum(-1))
         n = len(self.bins)
-        m = n // 2  # pairs (i, n-1-i), outermost first, then the middle bin (0 for odd counts)
+        m = n // 2  # pairs (i, n-1-i) summed innermost first, plus the middle bin (0 for odd counts)
         paired = probs[..., :m].flip(-1) * self.bins[:m].flip(-1) + probs[..., n - m :] * self.bins[n - m :]
         middle = (probs[..., m : n - m] * self.bins[m : n - m]).sum(-1)
         return paired.sum(-1) + middle
