@@ -48,6 +48,10 @@ def test_split_configs_accepts_dreamer_style_lists() -> None:
         (["--config-file", "/no/such/file.yaml"], "error: config file '/no/such/file.yaml' does not exist"),
         (["--agent.expl.blend", "sum"], "error: agent.expl.blend is 'sum'; valid: lamp, per_stream"),
         (["--agent.twohot", "raw"], "error: agent.twohot is 'raw'; valid: symlog, symexp"),
+        (
+            ["--configs", "rlbench", "--env.action_repeat", "2"],
+            "error: env.action_repeat is 2 but only the metaworld back-end repeats actions",
+        ),
         (["--configs", "dreamerv3_critic"], "error: agent.repval > 0 needs the imagined reward to be the replayed one"),
         (["--scorer.image_size", "100"], "error: scorer.image_size 100 must be a whole multiple of env.size 64"),
         # issue 12's battery: these ran (or crashed after writing LOGDIR) before the range checks
