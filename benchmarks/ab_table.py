@@ -124,7 +124,7 @@ def plot(arms: dict[str, dict[str, Any]], path: Path, title: str) -> None:
         "random_policy": {"success_rate": 0.0, "return": 0.0},
         "scripted_expert": {"success_rate": 1.0, "return": 1.0},
     }
-    plot_eval_curves(succ, ret, refs, path, f"{title} (return normalised: random 0, expert 1)", xlabel="updates")
+    plot_eval_curves(succ, ret, refs, path, title, xlabel="updates (return: normalised, random 0, expert 1)")
 
 
 def main() -> None:
