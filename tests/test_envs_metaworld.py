@@ -85,16 +85,22 @@ def test_downstream_task_solved_by_scripted_policy(task):
     env.close()
 
 
-def test_sparse_reward_is_success():
-    env = make_env("push_button", render=False, reward="sparse")
+def scripted_episode(**options) -> tuple[list[float], list[bool], bool]:
+    """Rewards and success flags of one push_button episode played by Meta-World's expert, and whether it was cut."""
+    env = make_env("push_button", render=False, reward="sparse", **options)
     env.reset(seed=0)
-    rewards, successes = [], []
-    for _ in range(150):
-        _, reward, _, _, info = env.step(env.scripted_action())
+    rewards, successes, truncated = [], [], False
+    while not truncated:
+        _, reward, _, truncated, info = env.step(env.scripted_action())
         rewards.append(reward)
         successes.append(info["success"])
-    assert rewards == [float(s) for s in successes] and max(rewards) == 1.0
     env.close()
+    return rewards, successes, truncated
+
+
+def test_sparse_reward_is_success():
+    rewards, successes, _ = scripted_episode()
+    assert len(rewards) == 150 and rewards == [float(s) for s in successes] and max(rewards) == 1.0
 
 
 def test_episode_length_truncates_and_requires_reset():
@@ -132,17 +138,10 @@ def test_action_repeat_sums_the_frames_rewards_renders_once_and_counts_decisions
 
 
 def test_action_repeat_success_is_any_frame_and_the_expert_still_solves_the_task():
-    env = make_env("push_button", render=False, reward="sparse", action_repeat=2, episode_length=75)
-    env.reset(seed=0)
-    rewards, successes = [], []
-    for _ in range(75):
-        _, reward, _, truncated, info = env.step(env.scripted_action())
-        rewards.append(reward)
-        successes.append(info["success"])
-    assert truncated and any(successes)
+    rewards, successes, truncated = scripted_episode(action_repeat=2, episode_length=75)
+    assert truncated and len(rewards) == 75 and any(successes)
     assert set(rewards) <= {0.0, 1.0, 2.0} and 2.0 in rewards  # sparse: one per successful frame
     assert all(s == (r > 0) for r, s in zip(rewards, successes, strict=True))
-    env.close()
     with pytest.raises(UsageError, match=r"env\.action_repeat"):
         make_env("push_button", render=False, action_repeat=0)
 
