@@ -154,13 +154,13 @@ def recipe_flags(flags: list[str]) -> list[str]:
     return [x for key, value in pairs if not is_runtime_key(key[2:]) for x in (key, value)]
 
 
-def same_recipe(logdir: Path, configs: list[str], flags: list[str], cfg: Any, write: bool = True) -> Any:
+def same_recipe(logdir: Path, configs: list[str], flags: list[str], write: bool = True) -> Any:
     """The config a (re-)run in `logdir` trains with, and a guard: the arm (blocks and recipe flags) of the command
     that started the folder is saved in LOGDIR/learning_check_arm.json, and a command naming another arm is refused
     in one line (`lamp finetune` would resume the saved recipe, so the curve would belong to another arm than the
     command names). A folder that holds a run trains with its saved config (today's defaults may differ)."""
     from lamp.atomic import atomic_write_bytes
-    from lamp.config import explicit_keys, load_saved_config, resume_config
+    from lamp.config import run_config
     from lamp.errors import UsageError
     from lamp.rundir import holds_run
 
@@ -176,9 +176,7 @@ def same_recipe(logdir: Path, configs: list[str], flags: list[str], cfg: Any, wr
     elif write and not holds_run(logdir):
         logdir.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(path, json.dumps(arm).encode())
-    if holds_run(logdir):
-        cfg, _ = resume_config(load_saved_config(logdir), cfg, explicit_keys(flags=flags))
-    return cfg
+    return run_config(["finetune", *configs], None, flags, {"logdir": str(logdir)})[0]  # as lamp finetune resolves it
 
 
 def task_check(args: argparse.Namespace) -> None:
@@ -196,7 +194,7 @@ def task_check(args: argparse.Namespace) -> None:
     cfg = build_config(["finetune", *configs], flags=flags)  # a bad block or key: one line before anything runs
     logdir = Path(args.logdir or f"runs/learning_check/{args.env}-{args.obs}-{arm_name(args)}-seed{args.seed}")
     logdir = logdir.expanduser()
-    cfg = same_recipe(logdir, configs, flags, cfg, write=not args.report)
+    cfg = same_recipe(logdir, configs, flags, write=not args.report)
     length, repeat = int(cfg.env.episode_length), int(cfg.env.action_repeat)
     saved = logdir / "reference_policies.json"  # measured once per run directory; a resumed run reuses them
     key = {"env": args.env, "episodes": args.random_episodes, "seed": args.seed, "length": length, "repeat": repeat}

@@ -74,26 +74,6 @@ def print_config(cfg: Any, notes: Sequence[str] = ()) -> None:
         out.print(line, markup=False)
 
 
-def run_config(
-    configs: Sequence[str],
-    config_file: Path | None,
-    flags: Sequence[str],
-    overrides: dict[str, Any],
-    base: Any = None,
-) -> tuple[Any, list[str]]:
-    """The config of a training command: today's defaults and blocks for a new run; for a LOGDIR that already holds a
-    run, its saved config plus what this command line sets itself (lamp.config.resume_config), so a resume keeps the
-    recipe it started with. Also returns the lines saying what the resume kept or filled in."""
-    from lamp.config import build_config, explicit_keys, load_saved_config, resume_config
-    from lamp.rundir import holds_run
-
-    cfg = build_config(configs, config_file, flags, overrides, base=base)
-    logdir = Path(cfg.logdir).expanduser()
-    if not cfg.logdir or not holds_run(logdir):
-        return cfg, []
-    return resume_config(load_saved_config(logdir), cfg, explicit_keys(config_file, flags, overrides))
-
-
 def run_training(cfg: Any, mode: str) -> None:
     """Run a training job; Ctrl-C or SIGTERM has already saved a checkpoint when it reaches here (exit 128 + signal,
     as a shell reports a process killed by that signal)."""
@@ -137,6 +117,8 @@ def pretrain(
 ) -> None:
     """Pretrain in randomised scenes on language rewards blended with a novelty bonus (the `pretrain` block first)."""
     overrides = {k: v for k, v in {"logdir": logdir, "prompts.style": prompts}.items() if v is not None}
+    from lamp.config import run_config
+
     cfg, notes = run_config(["pretrain", *(configs or [])], config_file, ctx.args, overrides)
     if cfg.env.task != "pretrain":
         raise UsageError(f"lamp pretrain runs env.task 'pretrain', not '{cfg.env.task}'; use lamp finetune for tasks")
@@ -167,7 +149,7 @@ def finetune(
     """Fine-tune a pretrained agent (--from DIR), or a fresh one (--scratch), on a named task with the task's own
     reward (the `finetune` block first)."""
     from envs import DOWNSTREAM_TASKS
-    from lamp.config import load_saved_config
+    from lamp.config import load_saved_config, run_config
     from lamp.train import check_source, freeze_part, reset_part
 
     if task not in DOWNSTREAM_TASKS:

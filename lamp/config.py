@@ -487,6 +487,25 @@ def resume_config(
     return cfg, notes
 
 
+def run_config(
+    configs: Sequence[str],
+    config_file: Path | None,
+    flags: Sequence[str],
+    overrides: dict[str, Any],
+    base: DictConfig | dict[str, Any] | None = None,
+) -> tuple[DictConfig, list[str]]:
+    """The config of a training command: today's defaults and blocks for a new run; for a LOGDIR that already holds a
+    run, its saved config plus what this command line sets itself (lamp.config.resume_config), so a resume keeps the
+    recipe it started with. Also returns the lines saying what the resume kept or filled in."""
+    from lamp.rundir import holds_run
+
+    cfg = build_config(configs, config_file, flags, overrides, base=base)
+    logdir = Path(cfg.logdir).expanduser()
+    if not cfg.logdir or not holds_run(logdir):
+        return cfg, []
+    return resume_config(load_saved_config(logdir), cfg, explicit_keys(config_file, flags, overrides))
+
+
 def to_yaml(cfg: DictConfig) -> str:
     """The resolved config as YAML text."""
     return OmegaConf.to_yaml(cfg)
