@@ -28,6 +28,7 @@ import numpy as np
 from lamp.atomic import atomic_path, atomic_write_bytes
 from lamp.errors import UsageError
 from lamp.prompts import resolve_style_path
+from lamp.rundir import DONE_FILE
 from lamp.stats import bootstrap_ci
 
 KEYS = {
@@ -57,7 +58,6 @@ PRETRAIN_SCORER = {"p2e": "none", "clip": "clip"}
 STYLED_ARMS = ("lamp", "lang_only", "clip")  # arms whose pretraining samples prompts (clip/lang_only: the first style)
 # LAMP fine-tuned with the critic linear probe (hidden critic layers frozen); `freeze: []` trains the whole critic.
 DEFAULT_FREEZE = ["critic_hidden"]
-DONE_FILE = "done.json"  # written by pretrain/finetune when a run has reached its step budget
 
 
 @dataclass(frozen=True)
@@ -157,7 +157,7 @@ class Ablation:
         freeze = data.get("freeze", DEFAULT_FREEZE)
         if not isinstance(freeze, list):
             raise UsageError(f"ablation file '{p}': 'freeze' must be a list, e.g. [critic_hidden] or []")
-        from lamp.train import freeze_part
+        from lamp.source import freeze_part
 
         for part in freeze:
             try:

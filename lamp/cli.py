@@ -80,7 +80,8 @@ def run_training(cfg: Any, mode: str) -> None:
     import signal
 
     from lamp.agent.agent import TrainingStopped
-    from lamp.train import DiskFull, run_job
+    from lamp.lifecycle import DiskFull
+    from lamp.train import run_job
 
     try:
         result = run_job(cfg, mode)
@@ -150,7 +151,7 @@ def finetune(
     reward (the `finetune` block first)."""
     from envs import DOWNSTREAM_TASKS
     from lamp.config import load_saved_config, run_config
-    from lamp.train import check_source, freeze_part, reset_part
+    from lamp.source import check_source, freeze_part, reset_part
 
     if task not in DOWNSTREAM_TASKS:
         raise UsageError(f"unknown task '{task}'; valid tasks: {', '.join(DOWNSTREAM_TASKS)}")

@@ -55,6 +55,45 @@ def run_episodes(
     return {"episodes": results, "frames": frames}
 
 
+class TrainingEvaluation:
+    """The evaluations inside a fine-tuning run: `run.eval_episodes` deterministic-policy episodes, then
+    (`run.eval_sample`) the same episodes with the sampled training policy, on one env of their own (seeds apart
+    from training's). The scalars go out with the logger's next line of this step."""
+
+    def __init__(self, cfg: Any, agent: Any, lang: np.ndarray | None, logger: Any) -> None:
+        self.cfg, self.agent, self.lang, self.logger = cfg, agent, lang, logger
+        self.envs: Any = None  # made at the first evaluation
+
+    def __call__(self, progress: Any) -> None:
+        from lamp.build import make_envs
+
+        cfg, step = self.cfg, progress.env_steps
+        if self.envs is None:
+            self.envs = make_envs(cfg, workers=1, seed=cfg.seed + 10_000)
+        for mode, suffix in (("eval", ""), ("train", "_sample"))[: 2 if cfg.run.eval_sample else 1]:
+            results = run_episodes(
+                self.agent,
+                self.envs,
+                self.lang,
+                cfg.run.eval_episodes,
+                seed=cfg.seed + 10_000 + step,
+                keep_frames=int(mode == "eval"),
+                mode=mode,
+            )
+            success = float(np.mean([r["success"] for r in results["episodes"]]))
+            self.logger.scalar(f"eval/success{suffix}", success)
+            self.logger.scalar(f"eval/return{suffix}", float(np.mean([r["return"] for r in results["episodes"]])))
+            if mode == "eval":
+                progress.eval_success = success
+            if results["frames"]:
+                self.logger.video("eval/rollout", results["frames"][0], step)
+        progress.last_eval = step
+
+    def close(self) -> None:
+        if self.envs is not None:
+            self.envs.close()
+
+
 def reference_policy(
     task: str, episodes: int, seed: int, episode_length: int, scripted: bool = False, action_repeat: int = 1
 ) -> dict[str, Any]:

@@ -19,11 +19,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from lamp.atomic import clean_temp_files
 from lamp.errors import UsageError
 
 LATEST = "checkpoints/latest.pt"
 PREVIOUS = "checkpoints/previous.pt"
 LOCK_FILE = "lock"
+DONE_FILE = "done.json"  # written when a run has reached its step budget: {env_steps, episodes, updates, eval_success}
 
 
 # ------------------------------------------------------------------------------------------------- the folder
@@ -153,9 +155,30 @@ def _pid_alive(pid: Any) -> bool:
     return True
 
 
+def read_done(run_dir: Path) -> dict[str, Any]:
+    """The finished run's summary (done.json), {} while it is not finished."""
+    path = run_dir / DONE_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def tidy(run_dir: Path, replay_dir: Path, resume_path: Path | None, log: Callable[[str], None] = print) -> None:
+    """Delete temp files of writes that a kill cut short, and set an unreadable latest.pt aside (resuming from
+    previous.pt must not rotate the broken file into previous.pt on the next save)."""
+    removed = clean_temp_files(run_dir)
+    if replay_dir.is_dir() and not replay_dir.resolve().is_relative_to(run_dir.resolve()):
+        removed += clean_temp_files(replay_dir)
+    if removed:
+        log(f"removed {len(removed)} temp file(s) of interrupted writes (e.g. {removed[0].name})")
+    latest = run_dir / LATEST
+    if resume_path is not None and resume_path != latest and latest.exists():
+        aside = latest.with_name("latest.unreadable.pt")
+        os.replace(latest, aside)
+        log(f"moved the unreadable checkpoint to {aside}")
+
+
 # ------------------------------------------------------------------------------------------------ checkpoints
 def holds_run(run_dir: Path) -> bool:
-    """LOGDIR holds a run to resume: config.yaml and a checkpoint file. Cheap on purpose: Run.validate reads the
+    """LOGDIR holds a run to resume: config.yaml and a checkpoint file. Cheap on purpose: the input check reads the
     checkpoint once (previous.pt if latest.pt is broken) and refuses a run whose checkpoints are all unreadable."""
     has_checkpoint = (run_dir / LATEST).is_file() or (run_dir / PREVIOUS).is_file()
     return has_checkpoint and (run_dir / "config.yaml").is_file()

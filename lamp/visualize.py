@@ -8,6 +8,7 @@ during training; only the evaluation plot uses matplotlib.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -124,3 +125,31 @@ def plot_eval_curves(
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
     plt.close(fig)
+
+
+def open_loop_video(agent: Any, replay: Any, context: int = 5, length: int = 32) -> np.ndarray | None:
+    """The world model's open-loop prediction of a replayed clip: `context` observed frames, then imagined ones
+    driven by the recorded actions; returned as truth | prediction | error for the `image` key."""
+    import torch
+
+    wm = agent.world_model
+    if "image" not in wm.image_keys or len(replay) < length:
+        return None
+    with torch.no_grad():
+        batch = agent.to_tensors(replay.sample(1, length))
+        embed = wm.encode(batch)
+        is_first = batch["is_first"].clone()
+        is_first[:, 0] = True
+        post = wm.rssm.observe(
+            embed[:, :context], wm.prev_actions(batch["action"].float())[:, :context], is_first[:, :context]
+        )
+        stoch, deter = post["stoch"][:, -1], post["deter"][:, -1]
+        feats = [wm.feat(post["stoch"][:, t], post["deter"][:, t]) for t in range(context)]
+        for t in range(context, length):
+            stoch, deter = wm.rssm.imagine_step(stoch, deter, batch["action"][:, t - 1].float())
+            feats.append(wm.feat(stoch, deter))
+        decoded = wm.image_decoder(torch.cat(feats)).float()  # (T, H, W, C) in [-0.5, 0.5]
+    channels = batch["image"].shape[-1]
+    prediction = ((decoded[..., :channels] + 0.5).clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+    truth = batch["image"][0].cpu().numpy()
+    return side_by_side(truth, prediction.reshape(truth.shape))

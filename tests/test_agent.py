@@ -201,7 +201,7 @@ def test_dynamics_gradient_moves_the_action_towards_more_reward(monkeypatch):
 
 def test_twohot_is_checked_like_the_architecture_and_old_checkpoints_load_as_symlog(tmp_path):
     from lamp.config import build_config
-    from lamp.train import check_architecture
+    from lamp.source import check_architecture
 
     Agent(make_config("tiny"), SPACE).save(tmp_path / "new.pt")
     ckpt = torch.load(tmp_path / "new.pt", weights_only=True)

@@ -73,7 +73,7 @@ def metric_steps(run_dir: Path) -> list[int]:
 def test_rerun_resumes_and_continues(pretrained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import shutil
 
-    from lamp.train import Run
+    from lamp.checkpoint import Checkpointer
 
     copy = tmp_path / "pre"
     shutil.copytree(pretrained, copy)
@@ -86,8 +86,8 @@ def test_rerun_resumes_and_continues(pretrained: Path, tmp_path: Path, monkeypat
     with (copy / "metrics.jsonl").open("a") as f:  # lines of steps after the checkpoint (a run killed later)
         f.write('{"step": 150, "train/loss/model": 1.0}\n{"step": 180, "tr')
     saves: list[int] = []
-    original_save = Run.save
-    monkeypatch.setattr(Run, "save", lambda self: (saves.append(self.progress.env_steps), original_save(self)))
+    original_save = Checkpointer.save
+    monkeypatch.setattr(Checkpointer, "save", lambda self: (saves.append(self.progress.env_steps), original_save(self)))
     result = lamp(["pretrain", "--configs", "smoke", "--logdir", str(copy), "--run.steps", "180", *FAST])
     assert result.exit_code == 0, result.output
     assert "resumed from" in result.output and "at env step 120" in result.output
@@ -439,8 +439,6 @@ def test_disk_check_counts_the_runs_own_budget(tmp_path: Path, monkeypatch: pyte
     import collections
     import shutil
 
-    from lamp.train import Run
-
     real = shutil.disk_usage
     free = {"bytes": 200 * 2**20}
 
@@ -448,7 +446,7 @@ def test_disk_check_counts_the_runs_own_budget(tmp_path: Path, monkeypatch: pyte
         return collections.namedtuple("usage", "total used free")(real(path).total, 0, free["bytes"])
 
     monkeypatch.setattr(shutil, "disk_usage", small_disk)
-    monkeypatch.setattr(Run, "loop", lambda self: None)  # the check is all this test needs of the run
+    monkeypatch.setattr("lamp.loop.train_loop", lambda *args: None)  # the check is all this test needs of the run
     # default replay.capacity is 1M steps (11.7 GiB), but a 1,000-step smoke run stores at most 1,000 (12 MiB)
     result = lamp(["pretrain", "--configs", "smoke", "--logdir", str(tmp_path / "ok")])
     assert result.exit_code == 0, result.output
@@ -496,21 +494,22 @@ def test_disk_full_at_the_final_save_is_one_line_and_keeps_the_checkpoint(
 def test_time_based_checkpoints(pretrained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import shutil
 
-    from lamp.train import Run
+    from lamp import loop as training_loop
+    from lamp.checkpoint import Checkpointer
 
     copy = tmp_path / "pre"
     shutil.copytree(pretrained, copy)
     clock = {"now": 0.0}
-    monkeypatch.setattr("lamp.train.monotonic", lambda: clock["now"])
+    monkeypatch.setattr("lamp.checkpoint.monotonic", lambda: clock["now"])
     saves: list[int] = []
-    original_save, original_train = Run.save, Run.train
-    monkeypatch.setattr(Run, "save", lambda self: (saves.append(self.progress.env_steps), original_save(self)))
+    original_save, original_train = Checkpointer.save, training_loop.train_updates
+    monkeypatch.setattr(Checkpointer, "save", lambda self: (saves.append(self.progress.env_steps), original_save(self)))
 
-    def train(self, n: int) -> None:
-        clock["now"] += 10.0 if self.progress.env_steps in (130, 140) else 0.0  # two slow steps of 10 s
-        original_train(self, n)
+    def train(agent, replay, progress, *args) -> None:
+        clock["now"] += 10.0 if progress.env_steps in (130, 140) else 0.0  # two slow steps of 10 s
+        original_train(agent, replay, progress, *args)
 
-    monkeypatch.setattr(Run, "train", train)
+    monkeypatch.setattr(training_loop, "train_updates", train)
     args = ["pretrain", "--configs", "smoke", "--logdir", str(copy), "--run.steps", "150", *FAST]
     result = lamp([*args, "--run.save_every", "1000", "--run.save_minutes", str(15 / 60)])
     assert result.exit_code == 0, result.output

@@ -44,12 +44,16 @@ class LanguageReward(nn.Module):
         super().__init__()
         h = hidden_dim
         self.pred = nn.Sequential(
-            nn.Linear(2 * im_dim + lang_dim, h), nn.ReLU(),
-            nn.Linear(h, h), nn.ReLU(),
-            nn.Linear(h, h), nn.ReLU(),
-            nn.Linear(h, h), nn.ReLU(),
+            nn.Linear(2 * im_dim + lang_dim, h),
+            nn.ReLU(),
+            nn.Linear(h, h),
+            nn.ReLU(),
+            nn.Linear(h, h),
+            nn.ReLU(),
+            nn.Linear(h, h),
+            nn.ReLU(),
             nn.Linear(h, 1),
-        )  # fmt: skip
+        )
 
     def forward(self, e0: torch.Tensor, et: torch.Tensor, lang: torch.Tensor) -> torch.Tensor:
         return self.pred(torch.cat([e0, et, lang], dim=-1)).squeeze(-1)

@@ -82,9 +82,13 @@ def tiny_distilbert_config(vocab_size: int = len(TINY_WORDS), dim: int = 64, n_l
     from transformers import DistilBertConfig
 
     return DistilBertConfig(
-        vocab_size=vocab_size, dim=dim, n_layers=n_layers, n_heads=max(1, dim // 64), hidden_dim=2 * dim,
+        vocab_size=vocab_size,
+        dim=dim,
+        n_layers=n_layers,
+        n_heads=max(1, dim // 64),
+        hidden_dim=2 * dim,
         max_position_embeddings=64,
-    )  # fmt: skip
+    )
 
 
 def random_r3m(arch: str = "resnet18", distilbert_config: Any = None, hidden_dim: int = 64, seed: int = 0) -> R3M:
@@ -123,11 +127,25 @@ def save_tiny_clip(folder: str | Path, seed: int = 0) -> Path:
     vocab = {s: i for i, s in enumerate([*symbols, *(s + "</w>" for s in symbols)])}
     vocab |= {"<|startoftext|>": len(vocab), "<|endoftext|>": len(vocab) + 1}
     tokenizer = CLIPTokenizer(vocab=vocab, merges=[])  # no merges: one token per character
-    text = {"vocab_size": len(vocab), "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
-            "num_attention_heads": 2, "max_position_embeddings": 128, "pad_token_id": tokenizer.pad_token_id,
-            "bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id}  # fmt: skip
-    vision = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
-              "image_size": 32, "patch_size": 8}  # fmt: skip
+    text = {
+        "vocab_size": len(vocab),
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
+        "max_position_embeddings": 128,
+        "pad_token_id": tokenizer.pad_token_id,
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+    }
+    vision = {
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
+        "image_size": 32,
+        "patch_size": 8,
+    }
     torch.manual_seed(seed)
     CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=16)).save_pretrained(folder)
     tokenizer.save_pretrained(folder)

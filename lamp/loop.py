@@ -1,0 +1,218 @@
+"""The training loop: collect -> (relabel) -> replay -> train -> log -> evaluate -> save, until `run.steps`.
+
+It receives everything it uses, built by `lamp.train`: the driver (whose episode callbacks relabel episodes into the
+replay), the replay, the agent, the logger, the checkpointer and the evaluation. All step counts are env steps
+(decisions); updates follow `agent.train_ratio`, replayed steps per collected step.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from lamp.atomic import atomic_write_bytes
+from lamp.checkpoint import Progress
+from lamp.rundir import DONE_FILE
+
+
+def train_loop(
+    cfg: DictConfig,
+    mode: str,
+    driver: Any,
+    replay: Any,
+    agent: Any,
+    logger: Any,
+    checkpointer: Any,
+    relabeler: Any,
+    evaluation: Any,
+    stops: Any,
+    console: Any,
+) -> None:
+    """Per step at most one metrics line (so metrics.jsonl steps strictly increase), then videos and checkpoints. The
+    last step evaluates (fine-tuning), logs, films and saves, whatever the intervals."""
+    progress: Progress = checkpointer.progress
+    run = cfg.run
+    train_metrics: dict[str, list[float]] = {}
+    rates = Rates(progress)
+    seconds_before, loop_start = progress.seconds, time.perf_counter()
+    driver.reset(seed=cfg.seed + progress.env_steps)
+    with progress_bar(mode, console) as bar:
+        task = bar.add_task(mode, total=run.steps, completed=progress.env_steps, stats="")
+        if mode == "finetune" and progress.last_eval < 0:
+            evaluation(progress)  # the pretrained agent before any fine-tuning, at step 0
+            logger.write(progress.env_steps)
+        while progress.env_steps < run.steps:
+            stops.check()
+            prefill = progress.env_steps < run.prefill
+            n = driver.step(policy(agent, relabeler.rng, cfg.agent.action_dim, prefill))
+            progress.env_steps += n
+            train_updates(agent, replay, progress, cfg, n, stops, train_metrics)
+            progress.seconds = seconds_before + time.perf_counter() - loop_start
+            last = progress.env_steps >= run.steps
+            evaluate = mode == "finetune" and (last or progress.env_steps - progress.last_eval >= run.eval_every)
+            if evaluate:
+                evaluation(progress)
+            if evaluate or last or progress.env_steps - progress.last_log >= run.log_every:
+                line = write_metrics(
+                    logger, progress, [relabeler.metrics, train_metrics], rates.measure(), cfg, agent, driver
+                )
+                rates.remember(line)
+            if last or progress.env_steps - progress.last_video >= run.video_every:
+                write_videos(logger, progress, relabeler, agent, replay)
+            save_seconds = run.save_minutes * 60
+            if (
+                last
+                or progress.env_steps - progress.last_save >= run.save_every
+                or (save_seconds > 0 and checkpointer.seconds_since_save() >= save_seconds)
+            ):
+                checkpointer.save()
+            bar.update(task, completed=progress.env_steps, stats=rates.status(progress))
+    if progress.last_save != progress.env_steps:  # e.g. resumed at the last step, killed before done.json
+        checkpointer.save()
+    done = {
+        "env_steps": progress.env_steps,
+        "episodes": progress.episodes,
+        "updates": progress.updates,
+        "eval_success": None if math.isnan(progress.eval_success) else progress.eval_success,
+    }
+    atomic_write_bytes(checkpointer.run_dir / DONE_FILE, json.dumps(done, indent=2).encode())
+
+
+def policy(agent: Any, rng: np.random.Generator, action_dim: int, prefill: bool) -> Callable:
+    """The acting policy: uniform in [-1, 1] during prefill (the original sampled from +-3 cm bounds: ~1 mm moves),
+    then the agent's sampled training policy."""
+
+    def act(obs: dict[str, np.ndarray], state: Any) -> tuple[np.ndarray, Any]:
+        if prefill:
+            return rng.uniform(-1, 1, (len(obs["is_first"]), action_dim)).astype(np.float32), state
+        return agent.policy(obs, state, mode="train")
+
+    return act
+
+
+def train_updates(
+    agent: Any,
+    replay: Any,
+    progress: Progress,
+    cfg: DictConfig,
+    env_steps: int,
+    stops: Any,
+    metrics: dict[str, list[float]],
+) -> None:
+    """The updates that `env_steps` new env steps pay for: `train_ratio` replayed steps per env step, carried over as
+    fractional credit; none during prefill or before the replay holds one window. A requested stop ends them early."""
+    agent_cfg = cfg.agent
+    if progress.env_steps < cfg.run.prefill or len(replay) < agent_cfg.batch_length:
+        return
+    progress.train_credit += env_steps * agent_cfg.train_ratio / (agent_cfg.batch_size * agent_cfg.batch_length)
+    # on a GPU the next batch's copy overlaps the current step (same batches, same order); on CPU there is no copy
+    ahead = agent.device.type == "cuda"
+
+    def sample() -> dict[str, np.ndarray]:
+        return agent.prefetch(replay.sample(agent_cfg.batch_size, agent_cfg.batch_length))
+
+    pending = None
+    while progress.train_credit >= 1.0 and stops.requested is None:
+        progress.train_credit -= 1.0
+        batch = pending if pending is not None else sample()
+        pending = sample() if ahead and progress.train_credit >= 1.0 else None
+        for key, value in agent.train_step(batch).items():
+            metrics.setdefault(f"train/{key}", []).append(value)
+        progress.updates += 1
+
+
+def write_metrics(
+    logger: Any,
+    progress: Progress,
+    sources: list[dict[str, list[float]]],
+    fps: dict[str, float],
+    cfg: DictConfig,
+    agent: Any,
+    driver: Any,
+) -> dict[str, Any]:
+    """One metrics line at this env step: the means of what was collected since the last line, rates, counters."""
+    for metrics in sources:
+        for key, values in metrics.items():
+            if values:
+                logger.scalar(key, float(torch.stack([torch.as_tensor(v, dtype=torch.float32) for v in values]).mean()))
+        metrics.clear()
+    logger.scalars(fps, prefix="perf/")
+    logger.scalar("progress/episodes", progress.episodes)
+    logger.scalar("progress/updates", progress.updates)
+    logger.scalar("progress/frames", progress.env_steps * cfg.env.action_repeat)  # physics frames
+    logger.scalar("progress/hours", progress.seconds / 3600)
+    logger.scalar("progress/dropped_episodes", getattr(driver.envs, "dropped_episodes", 0))
+    logger.scalar("progress/skipped_updates", agent.counters.get("skipped", 0))
+    progress.last_log = progress.env_steps
+    return logger.write(progress.env_steps)
+
+
+def write_videos(logger: Any, progress: Progress, relabeler: Any, agent: Any, replay: Any) -> None:
+    """The latest episode with its reward curve, the top-reward frames per prompt, the world model's open loop."""
+    from lamp.visualize import open_loop_video, reward_strip_video
+
+    step = progress.env_steps
+    if relabeler.latest_episode is not None:
+        frames = reward_strip_video(relabeler.latest_episode["image"], relabeler.latest_episode["reward"])
+        logger.video("episode/reward_curve", frames, step)
+    for i, (prompt, grid) in enumerate(relabeler.top_frames.grids().items()):
+        logger.image(f"top_frames/{i}_{prompt[:60]}", grid, step)
+    video = open_loop_video(agent, replay)
+    if video is not None:
+        logger.video("world_model/open_loop", video, step)
+    progress.last_video = step
+
+
+class Rates:
+    """Env steps and updates per second since the last metrics line, and the progress bar's status text."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.time, self.steps, self.updates = time.perf_counter(), progress.env_steps, progress.updates
+        self.fps = {"env_fps": 0.0, "train_fps": 0.0}
+        self.ratio: float | None = None  # intrinsic/extrinsic reward std in imagination: which stream drives behaviour
+
+    def measure(self) -> dict[str, float]:
+        now, progress = time.perf_counter(), self.progress
+        dt = max(now - self.time, 1e-9)
+        self.fps = {
+            "env_fps": (progress.env_steps - self.steps) / dt,
+            "train_fps": (progress.updates - self.updates) / dt,
+        }
+        self.time, self.steps, self.updates = now, progress.env_steps, progress.updates
+        return self.fps
+
+    def remember(self, line: dict[str, Any]) -> None:
+        ratio = line.get("train/behavior/intr_extr_ratio")
+        if isinstance(ratio, float):  # a non-finite value is written as a string
+            self.ratio = ratio
+
+    def status(self, progress: Progress) -> str:
+        text = f"ep {progress.episodes:,} | env {self.fps['env_fps']:.0f}/s | upd {self.fps['train_fps']:.1f}/s"
+        if not math.isnan(progress.eval_success):
+            text += f" eval {progress.eval_success:.0%}"
+        return text if self.ratio is None else text + f" | intr/extr {self.ratio:.2g}"
+
+
+def progress_bar(mode: str, console: Any) -> Any:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn(f"[bold]{mode}[/]"),
+        BarColumn(),
+        TextColumn("{task.completed:,}/{task.total:,} steps"),
+        TextColumn("{task.fields[stats]}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+        refresh_per_second=2,
+    )
