@@ -86,7 +86,12 @@ class TrainingEvaluation:
             if mode == "eval":
                 progress.eval_success = success
             if results["frames"]:
-                self.logger.video("eval/rollout", results["frames"][0], step)
+                from lamp.visualize import labelled
+
+                first = results["episodes"][0]
+                title = f"front camera, deterministic policy: {'success' if first['success'] else 'no success'}"
+                footer = f"episode 1 of {len(results['episodes'])}, return {first['return']:.0f}"
+                self.logger.video("eval/rollout", labelled(results["frames"][0], [title], footer=footer), step)
         progress.last_eval = step
 
     def close(self) -> None:

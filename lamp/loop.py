@@ -155,18 +155,23 @@ def write_metrics(
 
 
 def write_videos(logger: Any, progress: Progress, relabeler: Any, agent: Any, replay: Any) -> None:
-    """The latest episode with its reward curve, the top-reward frames per prompt, the world model's open loop."""
-    from lamp.visualize import open_loop_video, reward_strip_video
+    """The latest episode with its reward curve, the top-reward frames per prompt, the world model's open loop; the
+    videos enlarged and labelled (`labelled`) so that a person can read them."""
+    from lamp.visualize import OPEN_LOOP_CONTEXT, labelled, open_loop_video, reward_strip_video
 
-    step = progress.env_steps
-    if relabeler.latest_episode is not None:
-        frames = reward_strip_video(relabeler.latest_episode["image"], relabeler.latest_episode["reward"])
-        logger.video("episode/reward_curve", frames, step)
+    step, episode = progress.env_steps, relabeler.latest_episode
+    if episode is not None:
+        frames = reward_strip_video(episode["image"], episode["reward"])
+        low, high = float(episode["reward"].min()), float(episode["reward"].max())
+        title = "front camera" + (f": '{episode['prompt']}'" if episode["prompt"] else "")
+        footer = f"reward min {low:.4g} max {high:.4g}"  # the strip's axis (min-max scaled; red marks this frame)
+        logger.video("episode/reward_curve", labelled(frames, [title], footer=footer), step)
     for i, (prompt, grid) in enumerate(relabeler.top_frames.grids().items()):
         logger.image(f"top_frames/{i}_{prompt[:60]}", grid, step)
     video = open_loop_video(agent, replay)
     if video is not None:
-        logger.video("world_model/open_loop", video, step)
+        panes = ["truth (replay)", f"model: open loop after {OPEN_LOOP_CONTEXT} frames", "|error|"]
+        logger.video("world_model/open_loop", labelled(video, panes), step)
     progress.last_video = step
 
 

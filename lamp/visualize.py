@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+OPEN_LOOP_CONTEXT = 5  # observed frames before the world model's open-loop video imagines on its own
 CURVE_COLOR = np.array([255, 200, 40], np.uint8)
 MARKER_COLOR = np.array([255, 60, 60], np.uint8)
 
@@ -87,6 +88,44 @@ def side_by_side(truth: np.ndarray, prediction: np.ndarray) -> np.ndarray:
     return np.concatenate([truth, prediction, error], axis=2)
 
 
+LABEL_HEIGHT = 18  # px of the text line above (and, with a footer, below) a labelled video
+MIN_VIDEO_HEIGHT = 256  # px: a 64 px camera frame is upscaled 4x, nearest neighbour, so a person can see it
+
+
+def labelled(frames: np.ndarray, panes: list[str], footer: str = "", min_height: int = MIN_VIDEO_HEIGHT) -> np.ndarray:
+    """Frames [T,H,W,3] made of equal-width panes side by side, enlarged by an integer factor (nearest neighbour:
+    pixels stay pixels) to at least `min_height`, with one label line above each pane and an optional footer line.
+
+    For the videos a person opens; the replay and the metrics keep the original frames."""
+    frames = np.asarray(frames, np.uint8)
+    _, height, width, _ = frames.shape
+    if not panes or width % len(panes):
+        raise ValueError(f"{len(panes)} pane labels do not split a {width} px wide frame into equal panes")
+    scale = max(1, -(-min_height // height))
+    big = frames.repeat(scale, axis=1).repeat(scale, axis=2)
+    pane_width = big.shape[2] // len(panes)
+    header = np.concatenate([text_line(label, pane_width) for label in panes], axis=1)
+    rows = [np.broadcast_to(header, (len(big), *header.shape)), big]
+    if footer:
+        line = text_line(footer, big.shape[2])
+        rows.append(np.broadcast_to(line, (len(big), *line.shape)))
+    return np.ascontiguousarray(np.concatenate(rows, axis=1))
+
+
+def text_line(text: str, width: int, height: int = LABEL_HEIGHT) -> np.ndarray:
+    """A [height, width, 3] uint8 strip with `text` in light grey on dark grey, cut with '…' to fit the width."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default(size=height - 5)
+    image = Image.new("RGB", (width, height), (24, 24, 24))
+    draw = ImageDraw.Draw(image)
+    shown = text
+    while shown and draw.textlength(shown, font=font) > width - 6:
+        shown = shown[:-2] + "…" if len(shown) > 1 else ""
+    draw.text((3, height // 2), shown, fill=(230, 230, 230), font=font, anchor="lm")
+    return np.asarray(image, np.uint8)
+
+
 def plot_eval_curves(
     curves: dict[str, list[tuple[int, float]]],
     returns: dict[str, list[tuple[int, float]]],
@@ -127,7 +166,7 @@ def plot_eval_curves(
     plt.close(fig)
 
 
-def open_loop_video(agent: Any, replay: Any, context: int = 5, length: int = 32) -> np.ndarray | None:
+def open_loop_video(agent: Any, replay: Any, context: int = OPEN_LOOP_CONTEXT, length: int = 32) -> np.ndarray | None:
     """The world model's open-loop prediction of a replayed clip: `context` observed frames, then imagined ones
     driven by the recorded actions; returned as truth | prediction | error for the `image` key."""
     import torch

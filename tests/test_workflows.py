@@ -53,6 +53,11 @@ def test_pretrain_writes_the_run_directory(pretrained: Path) -> None:
         assert (pretrained / name).is_file(), name
     assert list((pretrained / "replay").glob("chunk_*.npz"))
     assert list((pretrained / "videos").glob("episode_reward_curve_*.mp4"))
+    import imageio.v3 as iio
+
+    for name in ("episode_reward_curve", "world_model_open_loop"):  # enlarged and labelled for a person to see
+        video = iio.imread(sorted((pretrained / "videos").glob(f"{name}_*.mp4"))[-1])
+        assert video.shape[1] >= 256 + 18, (name, video.shape)
     assert list(pretrained.glob("events.out.tfevents.*"))
     rows = [json.loads(line) for line in (pretrained / "metrics.jsonl").read_text().splitlines()]
     keys = set().union(*rows)
