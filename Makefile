@@ -7,6 +7,9 @@ BIN := $(VENV)/bin
 # Headless MuJoCo rendering (EGL and OSMesa, both Mesa llvmpipe on CPU) and shellcheck for the script lint test.
 APT_PACKAGES := libegl1 libopengl0 libgl1-mesa-dri libosmesa6 shellcheck
 DEMO_LOGDIR ?= runs/demo
+# pytest-xdist workers: one per core, 2 to 4 (each pinned to its share of the cores in tests/conftest.py; a worker
+# and the runs its tests start take ~1-2 GB)
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -lt 2 ] && n=2; [ $$n -gt 4 ] && n=4; echo $$n)
 
 .PHONY: setup system venv demo test lint clean
 
@@ -30,7 +33,7 @@ lint:
 	$(BIN)/ruff check .
 
 test: setup lint
-	@$(BIN)/python -m pytest -q; rc=$$?; \
+	@$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure"; exit 1; fi; exit $$rc
 
 clean:

@@ -9,8 +9,9 @@ import pytest
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Under pytest-xdist (`make test` runs `-n 2`), pin each worker, and the runs it starts, to its own share of the
-    cores: two workers that each spread torch over every core would make both several times slower."""
+    """Under pytest-xdist (`make test` runs one worker per core, 2 to 4), pin each worker, and the runs it starts, to
+    its own share of the cores: two workers that each spread torch over every core would make both several times
+    slower."""
     worker, count = os.environ.get("PYTEST_XDIST_WORKER"), int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     if not worker or count < 2 or not hasattr(os, "sched_setaffinity"):
         return
