@@ -181,7 +181,6 @@ def same_recipe(logdir: Path, configs: list[str], flags: list[str], write: bool 
 
 def task_check(args: argparse.Namespace) -> None:
     """`lamp finetune --scratch` on a downstream task, then its evaluation curve next to the random policy."""
-    import subprocess
 
     from lamp.atomic import atomic_write_bytes
     from lamp.config import build_config
@@ -215,7 +214,14 @@ def task_check(args: argparse.Namespace) -> None:
     cmd = [sys.executable, "-m", "lamp.cli", "finetune", "--scratch", "--scorer.kind", "none", "--task", args.env]
     cmd += ["--configs", *configs, "--logdir", str(logdir), *flags]
     print(json.dumps({"command": " ".join(cmd[1:])}), flush=True)
-    code = 0 if args.report else subprocess.run(cmd, cwd=root, check=False).returncode
+    code = 0
+    if not args.report:
+        from lamp.lifecycle import forward_stops, run_child
+
+        with forward_stops() as stopped:  # a stop of this script reaches the run, which saves its checkpoint
+            code = run_child(cmd, cwd=root)
+        if stopped:
+            sys.exit(code)
     curve = task_curve(logdir / "metrics.jsonl")
     name = f"{args.env} ({args.obs}, {arm_name(args)}, seed {args.seed})"
     plot = logdir / "learning_check.png"

@@ -15,7 +15,6 @@ from __future__ import annotations
 import csv
 import functools
 import json
-import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -307,8 +306,11 @@ def finished(run_dir: Path, args: list[str]) -> bool:
 
 
 def _run_lamp(args: list[str]) -> int:
-    """Run one `lamp` command in a child process (one simulator and one torch runtime per run)."""
-    return subprocess.run([sys.executable, "-m", "lamp.cli", *args], check=False).returncode
+    """Run one `lamp` command in a child process (one simulator and one torch runtime per run); a stop of `lamp
+    ablate` reaches it (`lamp.lifecycle.forward_stops`), so it saves its checkpoint."""
+    from lamp.lifecycle import run_child
+
+    return run_child([sys.executable, "-m", "lamp.cli", *args])
 
 
 def _ray_job(job: Job, runner: Callable[[list[str]], int] | None = None) -> dict[str, Any]:

@@ -235,7 +235,18 @@ def ablate(
         f"{sum(len(j.commands) for j in jobs)} runs; finished runs are skipped",
         markup=False,
     )
-    results = run_grid(jobs, parallel=parallel, ray_address=ray_address)
+    import contextlib
+    import signal
+
+    from lamp.lifecycle import forward_stops
+
+    # local runs: Ctrl-C / SIGTERM reach the running runs, which save and exit (Ray handles its own tasks)
+    with forward_stops() if not ray_address else contextlib.nullcontext([]) as stopped:
+        results = run_grid(jobs, parallel=parallel, ray_address=ray_address)
+    if stopped:
+        err.print(f"stopped by {signal.Signals(stopped[0]).name}: the runs saved their checkpoints; re-run the same "
+                  "command to resume", markup=False)  # fmt: skip
+        raise typer.Exit(128 + stopped[0])
     failed = [r for r in results if not r["ok"]]
     paths = summarize(ablation, root)
     out.print(f"wrote {paths['csv']}, {paths['md']} and {paths['png']}", markup=False)

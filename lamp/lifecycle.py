@@ -1,8 +1,11 @@
-"""How a run stops: Ctrl-C and SIGTERM, a full disk.
+"""How a run stops: Ctrl-C and SIGTERM, a full disk; and how a job that starts runs as child processes (`lamp
+ablate`, the benchmarks) passes a stop on to them.
 
 The first SIGINT/SIGTERM during the loop asks it to stop after the current step (the loop then saves a checkpoint and
 exits 130/143); a second one, or one before the loop started, stops at once. A write that fails because the disk is
-full becomes one `DiskFull` line naming the last good checkpoint (every write is atomic, so it is intact).
+full becomes one `DiskFull` line naming the last good checkpoint (every write is atomic, so it is intact). A parent
+inside `forward_stops` hands SIGINT/SIGTERM/SIGHUP on to every child started with `run_child` (each in its own
+process group, so a terminal's Ctrl-C reaches it once, through the parent), starts no new child, and waits.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import contextlib
 import errno
 import shutil
 import signal
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -102,3 +106,52 @@ def _disk_full(run_dir: Path, checkpoint: Path, error: BaseException) -> DiskFul
     return DiskFull(
         f"the disk of {run_dir} is full ({detail}); {last}; free some space and re-run the same command to resume"
     )
+
+
+# ------------------------------------------------------------------------------------------- child processes
+_children: set[subprocess.Popen] = set()
+_children_lock = threading.Lock()
+_stopped: list[int] = []  # the signal a `forward_stops` parent received, if any
+
+
+def run_child(cmd: list[str], **kwargs: Any) -> int:
+    """Run `cmd` to its end and return its exit code; inside `forward_stops` a stop reaches it, and after a stop no
+    new child starts (128 + the signal, as a shell reports a run killed by it)."""
+    with _children_lock:
+        if _stopped:
+            return 128 + _stopped[0]
+        proc = subprocess.Popen(cmd, process_group=0, **kwargs)
+        _children.add(proc)
+    try:
+        return proc.wait()
+    finally:
+        with _children_lock:
+            _children.discard(proc)
+
+
+@contextlib.contextmanager
+def forward_stops() -> Iterator[list[int]]:
+    """While the body runs (main thread only), SIGINT, SIGTERM and SIGHUP are passed on to every `run_child` child
+    (SIGHUP as SIGTERM: a closed terminal stops the runs cleanly too). Yields the list that holds the received
+    signal, so the caller can exit with 128 + it once its children have saved and exited."""
+    if threading.current_thread() is not threading.main_thread():
+        yield _stopped
+        return
+
+    def forward(signum: int, frame: Any) -> None:
+        with _children_lock:
+            first = not _stopped
+            if first:
+                _stopped.append(signum)
+            children = list(_children)
+        for proc in children:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM if signum == signal.SIGHUP else signum)
+
+    signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {sig: signal.signal(sig, forward) for sig in signals}
+    try:
+        yield _stopped
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

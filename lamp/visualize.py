@@ -166,6 +166,59 @@ def plot_eval_curves(
     plt.close(fig)
 
 
+def plot_arm_curves(
+    curves: dict[str, dict[str, dict[int, list[tuple[int, float]]]]],
+    references: dict[str, dict[str, float]],
+    path: Path,
+    task: str,
+    target: float | None = None,
+    xlabel: str = "fine-tuning env steps",
+) -> None:
+    """Evaluation success (left) and return (right) per arm over seeds: the mean with its 95% bootstrap band, every
+    seed's own curve thin behind it, and the random policy's and the scripted expert's levels.
+
+    `curves` is {"success"|"return": {arm: {seed: [(step, value), ...]}}}."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from lamp.atomic import atomic_path
+    from lamp.stats import bootstrap_ci
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), dpi=110)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, kind, key, label in (
+        (axes[0], "success", "success_rate", "evaluation success"),
+        (axes[1], "return", "return", "evaluation return"),
+    ):
+        for i, (arm, by_seed) in enumerate(curves[kind].items()):
+            color = colors[i % len(colors)]
+            for curve in by_seed.values():
+                if curve:
+                    ax.plot(*zip(*curve, strict=True), color=color, alpha=0.3, linewidth=0.8)
+            steps = sorted({s for c in by_seed.values() for s, _ in c})
+            stats = [bootstrap_ci([dict(c).get(s, float("nan")) for c in by_seed.values()]) for s in steps]
+            if steps:
+                mean, low, high = (np.array(v) for v in zip(*stats, strict=True))
+                ax.plot(steps, mean, color=color, marker="o", markersize=3, label=f"{arm} ({len(by_seed)} seeds)")
+                ax.fill_between(steps, low, high, color=color, alpha=0.2)
+        ax.axhline(references["random_policy"][key], color="grey", linestyle="--", label="random policy")
+        if "scripted_expert" in references:
+            ax.axhline(references["scripted_expert"][key], color="green", linestyle=":", label="scripted expert")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(f"{task} {label}")
+        ax.grid(alpha=0.3)
+    if target is not None:
+        axes[0].axhline(target, color="black", linewidth=0.6, alpha=0.5)
+    axes[0].set_ylim(-0.02, 1.02)
+    axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+
+
 def open_loop_video(agent: Any, replay: Any, context: int = OPEN_LOOP_CONTEXT, length: int = 32) -> np.ndarray | None:
     """The world model's open-loop prediction of a replayed clip: `context` observed frames, then imagined ones
     driven by the recorded actions; returned as truth | prediction | error for the `image` key."""

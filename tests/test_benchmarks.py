@@ -43,12 +43,21 @@ def test_agent_throughput_reports_mfu_for_each_actor_gradient():
 
 
 def test_transfer_check_runs_both_arms_and_measures_the_random_policy(tmp_path):
-    out = run_json("benchmarks/transfer_check.py", "--smoke", "--logdir", str(tmp_path / "tc"))
-    assert out["arms"] == ["p2e", "scratch"] and out["ablate_exit_code"] == 0
+    # two rounds of 30 fine-tuning steps (the runs resume), unless scratch passes 50% after the first
+    out = run_json("benchmarks/transfer_check.py", "--smoke", "--round-steps", "30", "--logdir", str(tmp_path / "tc"))
+    assert out["arms"] == ["p2e", "scratch"] and out["ablate_exit_code"] == 0 and out["task"] == "close_microwave"
     assert 0 <= out["random_policy"]["success_rate"] <= 1 and out["random_policy"]["episodes"] == 2
+    assert out["scripted_expert"]["episodes"] == 2  # the ceiling, on the same (here 30-step) episodes
     assert set(out["final_success"]) == {"p2e/seed0", "scratch/seed0"}
     assert all(v is not None and 0 <= v <= 1 for v in out["final_success"].values())
     assert (tmp_path / "tc" / "transfer_check.png").read_bytes()[:4] == b"\x89PNG"
+    saved = json.loads((tmp_path / "tc" / "transfer_check.json").read_text())
+    steps = [point["step"] for point in saved["arms"]["scratch"]["evaluations"]]
+    assert steps in ([0, 30], [0, 30, 60]) and out["finetune_steps"] == steps[-1]
+    first = saved["arms"]["scratch"]["evaluations"][0]
+    assert first["success_seeds"] == 1 and first["success"][1] <= first["success"][0] <= first["success"][2]
+    assert saved["arms"]["p2e"]["success_area"]["until"] == steps[-1] and "p2e" in saved["head_start"]
+    assert len(saved["head_start"]["p2e"]["steps_sooner_to_target"]) == 3
     (tmp_path / "tc" / "summary.md").unlink()
     report = run_json("benchmarks/transfer_check.py", "--report", "--logdir", str(tmp_path / "tc"))
     assert report["final_success"] == out["final_success"] and report["random_policy"] == out["random_policy"]

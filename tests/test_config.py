@@ -274,3 +274,14 @@ def test_runtime_keys_name_real_keys() -> None:
     assert C.is_runtime_key("run.steps") and C.is_runtime_key("agent.precision") and C.is_runtime_key("logdir")
     for key in ("replay.chunk", "replay.capacity", "seed", "agent.discount", "scorer.kind", "finetune.freeze"):
         assert not C.is_runtime_key(key), key
+
+
+def test_the_task_recipe_is_the_current_dreamerv3_critic_and_pretraining_keeps_the_value_loss_off() -> None:
+    """Issue 20's screen: fine-tuning gets the replay value loss (0.3) and raw-space two-hot bins; pretraining (with
+    the ensemble, where the loss is refused) keeps it off; the bins are the same in both, so checkpoints transfer."""
+    from lamp.config import build_config
+
+    finetune, pretrain = build_config(["finetune"]), build_config(["pretrain"])
+    assert finetune.agent.repval == 0.3 and pretrain.agent.repval == 0.0
+    assert finetune.agent.twohot == pretrain.agent.twohot == "symexp"
+    assert pretrain.agent.expl.intr_scale > 0 and finetune.agent.expl.intr_scale == 0

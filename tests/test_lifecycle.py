@@ -218,3 +218,43 @@ def test_a_resume_keeps_the_recipe_it_started_with(tmp_path: Path) -> None:
     assert now["agent"]["discount"] == 0.997 and now["agent"]["repval"] == 0.0  # written back, complete
     assert now["run"]["steps"] == 80 and now["run"]["log_every"] == 40 and now["threads"] == 1
     assert json.loads((logdir / "done.json").read_text())["env_steps"] == 80
+
+
+@pytest.mark.slow
+def test_sigterm_to_lamp_ablate_reaches_its_run_which_saves(tmp_path: Path) -> None:
+    """`docker stop`, Slurm or `kill` signal the ablation's own process only: the run it started must get the stop
+    too (and save), not be left running on its own; the next run of the grid does not start."""
+    grid = tmp_path / "grid.yaml"
+    flags = [a for a in ARGS[3:] if a != "--replay.chunk" and a != "64"]
+    grid.write_text(
+        json.dumps(
+            {"styles": ["similar"], "seeds": [0], "tasks": ["push_button"], "configs": ["smoke"],
+             "pretrain_steps": 10_000, "finetune_steps": 60, "eval_every": 60, "flags": flags}
+        )
+    )  # fmt: skip
+    root, log = tmp_path / "runs", tmp_path / "ablate.log"
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "lamp.cli", "ablate", str(grid), "--logdir", str(root)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    run = root / "similar" / "seed0" / "pretrain"
+    try:
+        wait_for(lambda: checkpoint_step(run) >= 40 and max(metric_steps(run), default=0) >= 60, proc, log)
+        runs = children(proc)
+        logged = max(metric_steps(run))
+        os.kill(proc.pid, signal.SIGTERM)  # the parent only
+        assert proc.wait(timeout=120) == 128 + signal.SIGTERM, log.read_text()[-3000:]
+        assert_gone(runs)
+        output = log.read_text()
+        assert "Traceback" not in output and "stopped by SIGTERM" in output, output[-3000:]
+        step = checkpoint_step(run)
+        assert step >= logged and f"interrupted at env step {step:,}: checkpoint saved" in output
+        assert (run / "lock").read_text() == "" and not (root / "similar" / "seed0" / "push_button").exists()
+    finally:
+        if proc.poll() is None:
+            for child in children(proc):  # the runs sit in their own process groups
+                child.kill()
+            proc.kill()
