@@ -33,7 +33,7 @@ lint:
 	$(BIN)/ruff check .
 
 test: setup lint
-	@$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal; rc=$$?; \
+	@$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal --durations=10; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure"; exit 1; fi; exit $$rc
 
 clean:
