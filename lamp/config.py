@@ -382,6 +382,17 @@ def parse_flags(args: Sequence[str]) -> dict[str, Any]:
     return flat_keys(parsed)
 
 
+# What lamp did before a key existed, where today's default differs: a saved config (a resumed run, a fine-tuning
+# source) without the key ran with this value, and must keep it (agent.twohot is also part of the architecture check,
+# lamp.agent.agent.ARCH_BEFORE_KEY). Other keys added since take today's default.
+VALUE_BEFORE_KEY: dict[str, Any] = {"agent.twohot": "symlog"}
+
+
+def with_values_before_keys(saved_flat: dict[str, Any]) -> dict[str, Any]:
+    """A saved config's flat keys, with VALUE_BEFORE_KEY's value for each listed key it lacks."""
+    return {**{k: v for k, v in VALUE_BEFORE_KEY.items() if k not in saved_flat}, **saved_flat}
+
+
 def build_config(
     configs: Sequence[str] = (),
     config_file: str | Path | None = None,
@@ -394,7 +405,7 @@ def build_config(
     cfg = defaults()
     if base is not None:
         tree = OmegaConf.to_container(base) if isinstance(base, DictConfig) else base
-        _apply(cfg, flat_keys(tree), "the saved run config")
+        _apply(cfg, with_values_before_keys(flat_keys(tree)), "the saved run config")
     names = block_names()
     for name in configs:
         if name not in names:
@@ -458,7 +469,8 @@ def resume_config(
     saved_flat = flat_keys(tree)
     known = flat_keys(_blocks()["defaults"])
     cfg = defaults()
-    _apply(cfg, {k: v for k, v in saved_flat.items() if k in known}, f"the saved config of {logdir}")
+    before = {k: v for k, v in VALUE_BEFORE_KEY.items() if k not in saved_flat and k in known}
+    _apply(cfg, {k: v for k, v in {**before, **saved_flat}.items() if k in known}, f"the saved config of {logdir}")
     base = flat_keys(OmegaConf.to_container(cfg))  # saved values, coerced; today's defaults for keys added since
     explicit = {k for k in explicit if k in wanted}  # leaves only (a file may hold an empty section)
     changed = sorted(k for k in explicit if not is_runtime_key(k) and not _same(k, base[k], wanted[k]))
@@ -473,7 +485,13 @@ def resume_config(
     _check_ordered(cfg)
     OmegaConf.set_readonly(cfg, True)
     notes: list[str] = []
-    added = [k for k in known if k not in saved_flat and k not in explicit]
+    added = [k for k in known if k not in saved_flat and k not in explicit and k not in before]
+    kept_before = [k for k in before if k not in explicit]
+    if kept_before:
+        said = ", ".join(f"{k} {_show(base[k])}" for k in kept_before)
+        notes.append(
+            f"resume: {logdir}/config.yaml predates keys whose default changed; it keeps what lamp did before: {said}"
+        )
     if added:
         said = ", ".join(f"{k} {_show(base[k])}" for k in added)
         notes.append(f"resume: {logdir}/config.yaml predates keys added since; they take today's defaults: {said}")

@@ -247,8 +247,11 @@ def test_resume_runs_the_saved_config_with_todays_defaults_for_new_keys(tmp_path
     (cfg,) = started
     assert cfg.agent.discount == 0.997 and cfg.agent.repval == 0.0 and cfg.agent.twohot == "symlog"
     assert cfg.run.steps == 3000 and cfg.threads == 2
-    assert (
-        f"resume: {logdir}/config.yaml predates keys added since; they take today's defaults: agent.repval 0.0, "
+    assert f"resume: {logdir}/config.yaml predates keys added since; they take today's defaults: agent.repval 0.0" in (
+        result.output
+    )
+    assert (  # today's default is symexp, but a run saved before the key existed had its bins in symlog space
+        f"resume: {logdir}/config.yaml predates keys whose default changed; it keeps what lamp did before: "
         "agent.twohot symlog" in result.output
     )
     assert "resume: keeping the run's saved agent.discount 0.997 (today's config gives 0.99)" in result.output
@@ -288,17 +291,18 @@ def test_finetune_from_an_older_source_reads_its_saved_values(
     assert result.exit_code == 0, result.output
     cfg = started.pop()
     assert cfg.agent.discount == 0.997  # the source's, not today's default
-    assert cfg.agent.repval == 0.0 and cfg.agent.twohot == "symlog"  # keys added since the source was saved
+    assert cfg.agent.twohot == "symlog"  # the source's checkpoint has its bins in symlog space (before the key)
+    assert cfg.agent.repval == 0.3  # a new fine-tuning run: today's `finetune` block on top of the source's values
     assert cfg.agent.expl.intr_scale == 0.0 and cfg.env.task == "push_button" and cfg.agent.lam == 0.9
     assert "resume:" not in result.output  # a new run
-    # the fine-tune is interrupted, and resumed after the default of agent.repval (which the source lacks) changed
+    # the fine-tune is interrupted, and resumed after the finetune block's agent.repval changed
     make_run(tmp_path / "ft", [], lambda saved: saved.update(OmegaConf.to_container(cfg)))
-    monkeypatch.setitem(C._blocks()["defaults"]["agent"], "repval", 0.3)
+    monkeypatch.setitem(C._blocks()["finetune"]["agent"], "repval", 0.5)
     again = ["finetune", "--task", "push_button", "--from", str(tmp_path / "pre"), "--logdir", "ft", "--agent.lam"]
     result = run([*again, "0.9", "--run.steps", "5000"])  # --from spelled another way: the same folder
     assert result.exit_code == 0, result.output
     cfg = started.pop()
-    assert cfg.agent.repval == 0.0 and cfg.agent.discount == 0.997 and cfg.run.steps == 5000
-    assert "resume: keeping the run's saved agent.repval 0.0 (today's config gives 0.3)" in result.output
+    assert cfg.agent.repval == 0.3 and cfg.agent.discount == 0.997 and cfg.run.steps == 5000
+    assert "resume: keeping the run's saved agent.repval 0.3 (today's config gives 0.5)" in result.output
     refused = run([*again, "0.95"])
     assert refused.exit_code == 2 and "ft has agent.lam 0.9 saved and this command gives 0.95;" in one_error(refused)

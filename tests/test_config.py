@@ -226,7 +226,8 @@ def test_resume_keeps_saved_values_and_gives_keys_added_since_todays_default() -
 
 
 def test_named_blocks_of_a_resume_do_not_override_saved_values() -> None:
-    cfg, notes = resume(saved_run(), configs=("smoke", "dreamerv3_discount", "dreamerv3_critic"))
+    saved = saved_run(("--agent.twohot", "symlog"))  # a run started with the 2023 bins
+    cfg, notes = resume(saved, configs=("smoke", "dreamerv3_discount", "dreamerv3_critic"))
     assert cfg.agent.discount == 0.99 and cfg.agent.repval == 0.0 and cfg.agent.twohot == "symlog"
     assert len(notes) == 1 and notes[0].startswith("resume: keeping the run's saved agent.discount 0.99 (today's")
     assert "agent.repval 0.0 (today's config gives 0.3), agent.twohot symlog (today's config gives symexp)" in notes[0]
@@ -285,3 +286,22 @@ def test_the_task_recipe_is_the_current_dreamerv3_critic_and_pretraining_keeps_t
     assert finetune.agent.repval == 0.3 and pretrain.agent.repval == 0.0
     assert finetune.agent.twohot == pretrain.agent.twohot == "symexp"
     assert pretrain.agent.expl.intr_scale > 0 and finetune.agent.expl.intr_scale == 0
+
+
+def test_a_key_whose_default_changed_keeps_its_old_value_for_runs_saved_before_it_existed() -> None:
+    """agent.twohot's default is symexp, but a run (or a fine-tuning source) saved before the key existed had its
+    bins in symlog space: resuming or fine-tuning from it must keep symlog, or its checkpoint would not load."""
+    from lamp.agent.agent import ARCH_BEFORE_KEY
+
+    assert C.VALUE_BEFORE_KEY["agent.twohot"] == ARCH_BEFORE_KEY["twohot"] == "symlog"
+    saved = saved_run()
+    del saved["agent"]["twohot"]
+    cfg, notes = resume(saved)
+    assert cfg.agent.twohot == "symlog" and C.defaults().agent.twohot == "symexp"
+    assert notes == [
+        f"resume: {LOGDIR}/config.yaml predates keys whose default changed; it keeps what lamp did before: "
+        "agent.twohot symlog"
+    ]
+    assert C.build_config(["finetune"], base=saved).agent.twohot == "symlog"  # `lamp finetune --from` such a run
+    with pytest.raises(UsageError, match=r"has agent\.twohot symlog saved and this command gives symexp"):
+        resume(saved, ("--agent.twohot", "symexp"))
