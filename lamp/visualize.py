@@ -142,8 +142,6 @@ def plot_eval_curves(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from lamp.atomic import atomic_path
-
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), dpi=110)
     for ax, data, key, label in (
         (axes[0], curves, "success_rate", "evaluation success"),
@@ -152,12 +150,26 @@ def plot_eval_curves(
         for name, curve in data.items():
             if curve:
                 ax.plot(*zip(*curve, strict=True), marker="o", label=name)
-        ax.axhline(references["random_policy"][key], color="grey", linestyle="--", label="random policy")
-        if "scripted_expert" in references:
-            ax.axhline(references["scripted_expert"][key], color="green", linestyle=":", label="scripted expert")
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel(f"{task} {label}")
-        ax.grid(alpha=0.3)
+        _reference_levels(ax, references, key, xlabel, f"{task} {label}")
+    _save_curves(fig, axes, path)
+
+
+def _reference_levels(ax: Any, references: dict[str, dict[str, float]], key: str, xlabel: str, ylabel: str) -> None:
+    """The random policy's and the scripted expert's levels, axis labels and grid of one learning-curve panel."""
+    ax.axhline(references["random_policy"][key], color="grey", linestyle="--", label="random policy")
+    if "scripted_expert" in references:
+        ax.axhline(references["scripted_expert"][key], color="green", linestyle=":", label="scripted expert")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+
+
+def _save_curves(fig: Any, axes: Any, path: Path) -> None:
+    """Success axis in [0, 1], legend on the return panel, written atomically as PNG."""
+    import matplotlib.pyplot as plt
+
+    from lamp.atomic import atomic_path
+
     axes[0].set_ylim(-0.02, 1.02)
     axes[1].legend(fontsize=8)
     fig.tight_layout()
@@ -183,7 +195,6 @@ def plot_arm_curves(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from lamp.atomic import atomic_path
     from lamp.stats import bootstrap_ci
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), dpi=110)
@@ -203,20 +214,10 @@ def plot_arm_curves(
                 mean, low, high = (np.array(v) for v in zip(*stats, strict=True))
                 ax.plot(steps, mean, color=color, marker="o", markersize=3, label=f"{arm} ({len(by_seed)} seeds)")
                 ax.fill_between(steps, low, high, color=color, alpha=0.2)
-        ax.axhline(references["random_policy"][key], color="grey", linestyle="--", label="random policy")
-        if "scripted_expert" in references:
-            ax.axhline(references["scripted_expert"][key], color="green", linestyle=":", label="scripted expert")
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel(f"{task} {label}")
-        ax.grid(alpha=0.3)
+        _reference_levels(ax, references, key, xlabel, f"{task} {label}")
     if target is not None:
         axes[0].axhline(target, color="black", linewidth=0.6, alpha=0.5)
-    axes[0].set_ylim(-0.02, 1.02)
-    axes[1].legend(fontsize=8)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
+    _save_curves(fig, axes, path)
 
 
 def open_loop_video(agent: Any, replay: Any, context: int = OPEN_LOOP_CONTEXT, length: int = 32) -> np.ndarray | None:
