@@ -110,7 +110,7 @@ def _disk_full(run_dir: Path, checkpoint: Path, error: BaseException) -> DiskFul
 
 # ------------------------------------------------------------------------------------------- child processes
 _children: set[subprocess.Popen] = set()
-_children_lock = threading.Lock()
+_children_lock = threading.RLock()  # re-entrant: the handler may interrupt a holder in the main thread
 _stopped: list[int] = []  # the signal a `forward_stops` parent received, if any
 
 
@@ -140,8 +140,7 @@ def forward_stops() -> Iterator[list[int]]:
 
     def forward(signum: int, frame: Any) -> None:
         with _children_lock:
-            first = not _stopped
-            if first:
+            if not _stopped:
                 _stopped.append(signum)
             children = list(_children)
         for proc in children:
@@ -149,6 +148,7 @@ def forward_stops() -> Iterator[list[int]]:
                 proc.send_signal(signal.SIGTERM if signum == signal.SIGHUP else signum)
 
     signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    _stopped.clear()  # a stop belongs to one job: a later one in the same process starts its runs again
     previous = {sig: signal.signal(sig, forward) for sig in signals}
     try:
         yield _stopped
