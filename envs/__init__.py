@@ -34,6 +34,15 @@ def registered() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def pretrain_noun_classes(backend: str, pool: str = "disjoint", objects: list[str] | None = None) -> list[str]:
+    """The object classes a pretraining prompt may name: the Meta-World pool's scene objects, or RLBench's."""
+    if backend == "metaworld":
+        from envs.metaworld import PRETRAIN_NOUNS, pretrain_pool
+
+        return sorted({PRETRAIN_NOUNS[name] for name in pretrain_pool(pool)})
+    return sorted(set(objects or []))
+
+
 def make_env(name: str, **options: Any) -> Any:
     """Build a registered env; a bare task name uses the default back-end ("push_button" is "metaworld/push_button")."""
     full = name if "/" in name else f"{DEFAULT_BACKEND}/{name}"

@@ -193,6 +193,9 @@ RUNTIME_KEYS: tuple[str, ...] = (
     "replay.cache_chunks",
 )
 
+# Keys that take true, false or 'auto' (a saved true/false keeps loading now that the default is 'auto').
+BOOL_OR_AUTO: tuple[str, ...] = ("agent.compile",)
+
 # Pairs of keys that must be ordered: (smaller, larger, strictly smaller?).
 ORDERED: tuple[tuple[str, str, bool], ...] = (
     ("agent.min_std", "agent.max_std", False),
@@ -281,6 +284,10 @@ def _coerce(key: str, value: Any, default: Any, source: str) -> Any:
             f"the default is {default!r}"
         )
 
+    if key in BOOL_OR_AUTO:
+        if isinstance(value, bool) or value == "auto":
+            return value
+        raise wrong("true, false or auto")
     if isinstance(default, bool):
         if isinstance(value, bool):
             return value

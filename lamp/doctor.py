@@ -95,6 +95,24 @@ def check_precision() -> Check:
     return Check("agent precision", "OK", "; ".join(parts))
 
 
+def check_compile() -> Check:
+    """What `agent.compile: auto` will do and where the compiled code is kept between runs (a cold compile takes
+    minutes, a warm one seconds). NOTE when the cache folder cannot be written: runs then compile from scratch."""
+    from lamp.config import build_config
+    from lamp.weights import cache_dir
+
+    minimum = build_config([]).run.compile_min_updates
+    rule = f"auto: compiled when a run has >= {minimum:,} updates to go (run.compile_min_updates), else eager"
+    folder = Path(os.environ.get("TORCHINDUCTOR_CACHE_DIR") or cache_dir() / "inductor").expanduser()
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent  # the folder is made at the first compile: its nearest existing parent must be writable
+    if not (probe.is_dir() and os.access(probe, os.W_OK)):
+        return Check("agent compile", "NOTE", f"{rule}; cache {folder} is not writable", "set TORCHINDUCTOR_CACHE_DIR")
+    size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 2**20 if folder.is_dir() else 0.0
+    return Check("agent compile", "OK", f"{rule}; cache {folder} ({size:.0f} MiB)")
+
+
 _RENDER_PROBE = """
 import mujoco, numpy as np
 model = mujoco.MjModel.from_xml_string(
@@ -241,10 +259,10 @@ def check_ram() -> Check:
 
 def run_checks(backend: str = "metaworld") -> list[Check]:
     """All checks for a back-end, in the order they are printed."""
-    probes: list[Callable[[], Check]] = [check_python, check_torch, check_threads, check_precision]
+    probes: list[Callable[[], Check]] = [check_python, check_torch, check_threads, check_precision, check_compile]
     probes += [check_transformers, check_weights]
     if backend == "metaworld":
-        probes[4:4] = [check_mujoco_render, check_metaworld]
+        probes[5:5] = [check_mujoco_render, check_metaworld]
     checks = [probe() for probe in probes]
     checks += check_rlbench(required=backend == "rlbench")
     checks += [check_disk(), check_ram()]

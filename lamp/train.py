@@ -26,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from lamp.agent.agent import BLENDS, REPVAL_WITH_EXPLORER, TrainingStopped
 from lamp.agent.behavior import ACTOR_GRADS
 from lamp.agent.nets import TWOHOT_SPACES
-from lamp.agent.speed import PRECISION_VALUES, learner_threads
+from lamp.agent.speed import PRECISION_VALUES, choose_compile, learner_threads, updates_to_go, use_compile_cache
 from lamp.build import instruction_embedding, lang_dim, make_envs, make_scorer, obs_space, task_instruction
 from lamp.config import check_device, save_config
 from lamp.errors import UsageError
@@ -91,9 +91,12 @@ def check_inputs(cfg: DictConfig, mode: str, logdir: Path, lock: RunLock, log: A
 
     checked = Checked()
     if mode == "pretrain":
+        from envs import pretrain_noun_classes
         from lamp.prompts import PromptStyle
 
-        checked.style = PromptStyle.load(cfg.prompts.style)
+        checked.style = PromptStyle.load(cfg.prompts.style, cfg.prompts.nouns, cfg.prompts.noun_fallback)
+        classes = pretrain_noun_classes(cfg.env.backend, cfg.env.pool, list(cfg.rlbench.objects))
+        log(checked.style.check_coverage(classes))
     elif cfg.env.task not in DOWNSTREAM_TASKS:
         raise UsageError(f"unknown task '{cfg.env.task}'; valid tasks: {', '.join(DOWNSTREAM_TASKS)}")
     for key, value, valid in (
@@ -136,6 +139,17 @@ def check_inputs(cfg: DictConfig, mode: str, logdir: Path, lock: RunLock, log: A
     return checked
 
 
+def decide_compile(cfg: DictConfig, start: int, log: Any) -> bool:
+    """agent.compile for this run (auto: by the updates still to go), said in the log; a compiled run gets the
+    persistent inductor cache."""
+    a = cfg.agent
+    updates = updates_to_go(cfg.run.steps, start, cfg.run.prefill, a.train_ratio, a.batch_size, a.batch_length)
+    choice = choose_compile(a.compile, updates, cfg.run.compile_min_updates)
+    where = f"; cache {use_compile_cache(log)}" if choice.on else ""
+    log(f"agent step: {'compiled' if choice.on else 'eager'} ({choice.reason}{where})")
+    return choice.on
+
+
 def build(cfg: DictConfig, mode: str, logdir: Path, lock: RunLock, checked: Checked, parts: Parts, log: Any) -> None:
     """Make the env, agent, replay, logger, driver, relabeler, checkpointer and evaluation into `parts`; resume the
     checkpoint or load the fine-tuning source. LOGDIR is written only after the last check (the disk budget)."""
@@ -153,7 +167,8 @@ def build(cfg: DictConfig, mode: str, logdir: Path, lock: RunLock, checked: Chec
     # a missing simulator fails here, before LOGDIR is written
     parts.envs = make_envs(cfg, seed=cfg.seed, score_view=mode == "pretrain")
     space = obs_space(parts.envs.single_observation_space, lang_dim(scorer))
-    agent = parts.agent = Agent(cfg.agent, space, device=cfg.device)
+    compiled = decide_compile(cfg, checked.resume_step or 0, log)
+    agent = parts.agent = Agent(OmegaConf.merge(cfg.agent, {"compile": compiled}), space, device=cfg.device)
     log(f"agent: {agent.precision.name}, {torch.get_num_threads()} torch threads ({agent.precision.reason})")
     replay_cfg = OmegaConf.to_container(cfg.replay)
     replay_cfg["directory"] = replay_cfg["directory"] or str(logdir / "replay")

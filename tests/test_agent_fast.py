@@ -1,5 +1,11 @@
 """The fast path computes the same thing as the reference path: compiled vs eager losses and gradients on a fixed
-batch, the one-pass critic vs two critic evaluations, and the machine-dependent choices (precision, threads)."""
+batch, the one-pass critic vs two critic evaluations, and the machine- and run-dependent choices (precision, threads,
+compiled or eager)."""
+
+import os
+import shutil
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -182,3 +188,85 @@ def test_doctor_prints_the_precision_comparison(monkeypatch):
             monkeypatch.setattr(doctor, name, lambda *a, stub=stub, **k: stub)
     monkeypatch.setattr(doctor, "check_precision", lambda: check)
     assert "agent precision" in [c.name for c in doctor.run_checks("metaworld")]
+
+
+def test_compile_auto_rule_short_runs_stay_eager_long_runs_compile():
+    assert speed.updates_to_go(20_000, 0, 1000, 64, 16, 32) == 2375  # 19k collected steps, one update per 8
+    assert speed.updates_to_go(20_000, 19_000, 1000, 64, 16, 32) == 125  # a resume close to the end
+    assert speed.updates_to_go(500, 0, 1000, 64, 16, 32) == 0  # all prefill
+    long, short = speed.choose_compile("auto", 2375, 2000), speed.choose_compile("auto", 125, 2000)
+    assert long.on and "auto: 2,375 updates to go >= run.compile_min_updates 2,000" in long.reason
+    assert not short.on and "125 updates to go < run.compile_min_updates 2,000" in short.reason
+    assert speed.choose_compile(True, 0, 2000).on and not speed.choose_compile(False, 10**9, 2000).on
+    assert speed.choose_compile(False, 10**9, 2000).reason == "agent.compile: false (set)"
+    with pytest.raises(ValueError, match="auto, true, false"):
+        speed.choose_compile("yes", 1, 1)
+
+
+def test_an_agent_built_directly_with_compile_auto_stays_eager():
+    agent = Agent(make_config("tiny", compile="auto"), SPACE)
+    assert not agent.steps and agent.compile_mode is None and not agent.world_model.rssm.steps
+
+
+def test_the_training_job_decides_compile_by_the_run_length_and_uses_the_persistent_cache(tmp_path, monkeypatch):
+    from lamp.config import build_config
+    from lamp.train import decide_compile
+
+    monkeypatch.setenv("LAMP_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)  # restored (unset) after the test
+    lines: list[str] = []
+    run = build_config(["metaworld", "size2m"], flags=["--run.steps", "20000"])
+    assert run.agent.compile == "auto"  # the default
+    assert decide_compile(run, 0, lines.append) is True
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "cache" / "inductor")
+    assert lines[-1].startswith("agent step: compiled (auto: 2,375 updates to go >= run.compile_min_updates 2,000")
+    assert lines[-1].endswith(f"; cache {tmp_path / 'cache' / 'inductor'})")
+    assert decide_compile(run, 19_000, lines.append) is False  # resumed near its end: eager
+    assert lines[-1].startswith("agent step: eager (auto: 125 updates to go <")
+    assert decide_compile(build_config(["smoke"]), 0, lines.append) is False  # the smoke block says so
+    assert lines[-1] == "agent step: eager (agent.compile: false (set))"
+    fast = build_config(["smoke", "fast"])
+    assert decide_compile(fast, 0, lines.append) is True and "agent.compile: true (set)" in lines[-1]
+
+
+def test_an_unwritable_compile_cache_is_a_warning_and_a_fresh_folder(tmp_path, monkeypatch):
+    blocked = tmp_path / "a_file" / "inductor"  # below a plain file: cannot be made, even by root
+    (tmp_path / "a_file").write_text("")
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(blocked))
+    lines: list[str] = []
+    folder = speed.use_compile_cache(lines.append)
+    try:
+        assert folder != blocked and folder.is_dir() and os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(folder)
+        assert len(lines) == 1 and lines[0].startswith(f"warning: compile cache {blocked} is not writable (")
+        assert lines[0].endswith(f"compiling into {folder}")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+BROKEN_CACHE = """
+import torch
+from lamp.agent.speed import use_compile_cache
+use_compile_cache()
+f = torch.compile(lambda x: torch.sin(x) * 2 + x.square())
+print("VALUE", round(float(f(torch.linspace(0, 1, 8)).sum()), 5))
+"""
+
+
+@pytest.mark.slow
+def test_a_broken_compile_cache_is_a_one_line_warning_and_a_recompile(tmp_path):
+    env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "inductor")}
+
+    def run() -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-c", BROKEN_CACHE]
+        return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, check=False)
+
+    first = run()
+    assert first.returncode == 0, first.stderr[-2000:]
+    entries = [p for p in (tmp_path / "inductor").rglob("*") if p.is_file() and "locks" not in p.parts]
+    assert entries  # the compiled graph was cached where we said
+    for path in entries:
+        path.write_bytes(b"\x0cnot a cache entry")  # every entry unreadable: a disk error, another torch's files
+    second = run()
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert [x for x in second.stdout.split() if x != "VALUE"] == [x for x in first.stdout.split() if x != "VALUE"]
+    assert "recompiling it" in second.stderr and "Traceback" not in second.stderr, second.stderr[-2000:]

@@ -123,7 +123,7 @@ class Agent(nn.Module):
         self.steps: dict[str, Any] = {}  # compiled step functions by name; empty runs everything eagerly
         self._copy_stream = None  # CUDA stream of `prefetch`
         self.compile_mode: str | None = None
-        if cfg.compile:
+        if cfg.compile is True:  # 'auto' is decided by the training job (it knows the run's length): eager here
             self.compile_steps()
         self.optimizers = {
             "model": _adam(self.world_model, cfg.model_lr, cfg.model_eps),

@@ -1,14 +1,20 @@
-"""Run-time speed decisions that depend on the machine: how many torch threads, and fp32 or bf16.
+"""Run-time speed decisions that depend on the machine or the run: how many torch threads, fp32 or bf16, compiled
+or eager.
 
-Both are measured or read from the machine the run is on, never assumed: bf16 autocast is ~2x faster than fp32 on
-CPUs with AVX512-BF16/AMX and on recent GPUs, but 3-4x *slower* on AVX-512 CPUs without it (bf16 is then emulated).
+Threads and precision are measured or read from the machine the run is on, never assumed: bf16 autocast is ~2x
+faster than fp32 on CPUs with AVX512-BF16/AMX and on recent GPUs, but 3-4x *slower* on AVX-512 CPUs without it (bf16
+is then emulated). Compiling depends on the run: it costs minutes once and saves a share of every update, so only
+long runs gain.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import os
+import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -146,3 +152,75 @@ def choose_precision(precision: str, device: str | torch.device = "cpu") -> Prec
     if precision in ("fp32", "float32"):
         return PrecisionChoice("float32", "agent.precision: float32 (set)")
     raise ValueError(f"agent.precision must be one of {PRECISION_VALUES}, got {precision!r}")
+
+
+# ---------------------------------------------------------------------------------------------------- compile
+COMPILE_VALUES = ("auto", True, False)  # agent.compile
+
+
+@dataclass(frozen=True)
+class CompileChoice:
+    """Whether the agent's step is compiled, and why (the run log and `lamp doctor` print `reason`)."""
+
+    on: bool
+    reason: str
+
+
+def updates_to_go(steps: int, start: int, prefill: int, train_ratio: float, batch: int, length: int) -> int:
+    """Gradient updates a run will still make: one per batch x length / train_ratio env steps after the prefill."""
+    collect = max(0, steps - max(start, prefill))
+    return int(collect * train_ratio / max(1, batch * length))
+
+
+def choose_compile(setting: bool | str, updates: int, min_updates: int) -> CompileChoice:
+    """Resolve agent.compile for a run with `updates` gradient updates to go.
+
+    'auto' compiles when the run is long enough to repay the compile: it costs minutes at the first start (seconds
+    from the cache) and then saves a part of every update (docs/speed.md has the measurements behind the default
+    run.compile_min_updates); a smoke run or a short resume stays eager."""
+    if setting is True or setting is False:
+        return CompileChoice(setting, f"agent.compile: {str(setting).lower()} (set)")
+    if setting != "auto":
+        raise ValueError(f"agent.compile must be one of auto, true, false; got {setting!r}")
+    on = updates >= min_updates
+    relation = ">=" if on else "<"
+    pays = "so the compile pays back" if on else "too few to repay a compile"
+    return CompileChoice(
+        on, f"auto: {updates:,} updates to go {relation} run.compile_min_updates {min_updates:,}, {pays}"
+    )
+
+
+class _OneLineCacheWarning(logging.Filter):
+    """torch logs an unreadable inductor cache entry with a full traceback and then recompiles it: keep the warning,
+    drop the traceback (a broken cache costs a recompile, never the run)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.WARNING and record.exc_info and "cache" in str(record.msg).lower():
+            error = record.exc_info[1]
+            record.msg = f"{record.getMessage()} ({type(error).__name__}: {str(error)[:120]}); recompiling it"
+            record.args, record.exc_info, record.exc_text = (), None, None
+        return True
+
+
+def use_compile_cache(log: Callable[[str], None] = print) -> Path:
+    """Point torch's inductor cache at a folder that outlives the machine's /tmp (`$LAMP_CACHE/inductor`), so a
+    resumed or repeated run compiles in seconds. A TORCHINDUCTOR_CACHE_DIR the user set wins; a folder that cannot
+    be written is a warning and a fresh temporary folder (the run then compiles from scratch)."""
+    from lamp.weights import cache_dir
+
+    chosen = os.environ.get("TORCHINDUCTOR_CACHE_DIR") or str(cache_dir() / "inductor")
+    folder = Path(chosen).expanduser()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".probe"):
+            pass
+    except OSError as err:
+        fallback = Path(tempfile.mkdtemp(prefix="lamp_inductor_"))
+        log(f"warning: compile cache {folder} is not writable ({err.strerror or err}); compiling into {fallback}")
+        folder = fallback
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(folder)
+    for name in ("torch._inductor.codecache", "torch._functorch._aot_autograd.autograd_cache"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _OneLineCacheWarning) for f in logger.filters):
+            logger.addFilter(_OneLineCacheWarning())
+    return folder
