@@ -126,6 +126,10 @@ def run_one(args) -> dict:
     expl = {"intr_scale": intr, "extr_scale": 0.1 if args.explorer else 1.0}
     if args.size == "small":
         expl["members"] = 8
+    if args.expl_original:  # the original's ensemble, as the expl_original block sets it
+        from lamp.config import _blocks
+
+        expl.update(_blocks()["expl_original"]["agent"]["expl"])
     fast = bool(args.fast)
     shape = {}
     if args.batch:
@@ -179,6 +183,7 @@ def run_one(args) -> dict:
     row = {
         "size": args.size,
         "explorer": bool(args.explorer),
+        "ensemble": "expl_original" if args.expl_original else "default",
         "precision": args.precision,
         "precision_used": dtype,
         "precision_reason": agent.precision.reason,
@@ -240,6 +245,9 @@ def main() -> None:
     )
     parser.add_argument("--profile", action="store_true", help="add per-phase and per-operator shares")
     parser.add_argument(
+        "--expl-original", action="store_true", help="the original's ensemble (block expl_original: 10 x 4x512, ELU)"
+    )
+    parser.add_argument(
         "--batches", nargs="+", default=[""], metavar="BxT", help="batch shapes to time, e.g. 16x32 (default: size's)"
     )
     parser.add_argument("--batch", default="", help=argparse.SUPPRESS)
@@ -270,6 +278,7 @@ def main() -> None:
                     cmd += ["--threads", str(args.threads), "--actor-grad", args.actor_grad]
                     cmd += ["--image-only", str(args.image_only), "--compile-mode", args.compile_mode]
                     cmd += ["--profile"] if args.profile else []
+                    cmd += ["--expl-original"] if args.expl_original else []
                     cmd += ["--batch", batch] if batch else []
                     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
                     if proc.returncode != 0:

@@ -214,16 +214,24 @@ class Ablation:
 
 
 def check_local_devices(ablation: Ablation, path: str | Path) -> None:
-    """Refuse, before the first run, a grid whose devices this machine lacks (not for Ray: its nodes may have them)."""
+    """Refuse, before the first run, a grid whose devices or simulator this machine lacks (not for Ray: its nodes
+    may have them)."""
+    import importlib.util
+
     from lamp.config import build_config, check_device
 
     cfg = build_config(["pretrain", *ablation.configs], flags=ablation.flags)
+    where = f"ablation file '{Path(path).expanduser()}'"
+    if cfg.env.backend == "rlbench" and importlib.util.find_spec("rlbench") is None:
+        from envs.rlbench import INSTALL_HINT
+
+        raise UsageError(f"{where} runs on RLBench (block `rlbench`), which is not installed here: {INSTALL_HINT}")
     try:
         check_device("device", str(cfg.device))
         check_device("scorer.device", str(cfg.scorer.device), allow_auto=True)
     except UsageError as e:
         fix = "drop `gpu` from its configs to run on this machine, or pass --ray-address to run on a cluster"
-        raise UsageError(f"ablation file '{Path(path).expanduser()}': {e}; {fix}") from None
+        raise UsageError(f"{where}: {e}; {fix}") from None
 
 
 @dataclass(frozen=True)

@@ -140,9 +140,12 @@ def finetune(
     ] = False,
     logdir: LogdirOpt = None,
     freeze: Annotated[
-        list[str] | None, typer.Option("--freeze", help="critic_hidden: LAMP's linear probe (repeatable).")
+        list[str] | None,
+        typer.Option("--freeze", help="critic_hidden: LAMP's linear probe, pretrained output layer kept."),
     ] = None,
-    reset: Annotated[list[str] | None, typer.Option("--reset", help="reward_head: re-initialise it.")] = None,
+    reset: Annotated[
+        list[str] | None, typer.Option("--reset", help="reward_head | critic_out: re-initialise it (repeatable).")
+    ] = None,
     sparse: Annotated[bool, typer.Option("--sparse", help="Sparse success reward instead of shaped.")] = False,
     configs: ConfigsOpt = None,
     config_file: ConfigFileOpt = None,

@@ -100,6 +100,7 @@ RANGES: dict[str, Range] = {
     "run.eval_every": AT_LEAST_1,
     "run.eval_episodes": AT_LEAST_1,
     "run.prefill": NON_NEGATIVE,
+    "run.compile_min_updates": NON_NEGATIVE,
     "env.size": Range(8, 1024, pow2=True),
     "env.episode_length": AT_LEAST_1,
     "env.action_repeat": AT_LEAST_1,
@@ -156,6 +157,7 @@ RANGES: dict[str, Range] = {
     "agent.expl.members": Range(2),  # disagreement is the spread of at least two members
     "agent.expl.layers": AT_LEAST_1,
     "agent.expl.units": AT_LEAST_1,
+    "agent.expl.out_scale": NON_NEGATIVE,
     "agent.expl.intr_scale": NON_NEGATIVE,
     "agent.expl.extr_scale": NON_NEGATIVE,
     "agent.expl.lr": POSITIVE,

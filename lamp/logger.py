@@ -80,7 +80,9 @@ class Logger:
         """Append one JSON line {"step": step, ...scalars} and send the scalars to TensorBoard; returns the line."""
         line: dict[str, Any] = {"step": int(step)}
         for name, value in sorted(self._scalars.items()):
-            line[name] = value if math.isfinite(value) else str(value)  # JSON has no NaN/inf
+            # JSON has no NaN/inf: a value that is not a finite number is null (pandas reads it as NaN), e.g.
+            # train/agent/intr_extr_ratio when the extrinsic term is off; TensorBoard still gets the float
+            line[name] = value if math.isfinite(value) else None
             if self._tb is not None:
                 self._tb.add_scalar(name, value, step)
         if self._jsonl is None:

@@ -21,7 +21,12 @@ from lamp.errors import UsageError
 
 NOUN_SAMPLING = ("similar", "random", "none")
 KNOWN_KEYS = {"name", "description", "noun_sampling", "templates", "nouns"}
-GRID_FILES = ("ablation", "paper", "transfer_check")  # `lamp ablate` files shipped next to the styles, not styles
+GRID_FILES = (
+    "ablation",
+    "paper",
+    "paper_rlbench",
+    "transfer_check",
+)  # `lamp ablate` files shipped next to the styles, not styles
 
 
 def prompts_dir() -> Path:

@@ -130,11 +130,23 @@ def load_pretrained(agent: Any, path: Path) -> None:
     agent.load_state_dict({k: v for k, v in theirs.items() if k in ours}, strict=False)
 
 
+RESETTABLE = ("reward_head", "critic_out")  # `--reset` parts
+
+
 def reset_part(agent: Any, part: str, check_only: bool = False) -> None:
-    """Re-initialise a named part (`reward_head`) so fine-tuning learns it from the task's reward alone."""
-    if part != "reward_head":
-        raise UsageError(f"--reset '{part}' is unknown; valid: reward_head")
+    """Re-initialise a named part before fine-tuning: `reward_head` (learnt again from the task's reward alone) or
+    `critic_out` (the critic's output layer, zero as DreamerV3 initialises it; with `--freeze critic_hidden` a
+    probe trained from a fresh output layer instead of the pretrained one the original kept)."""
+    if part not in RESETTABLE:
+        raise UsageError(f"--reset '{part}' is unknown; valid: {', '.join(RESETTABLE)}")
     if check_only:
+        return
+    if part == "critic_out":
+        critic = agent.behavior.critic
+        torch.nn.init.zeros_(critic.out.weight)
+        if critic.out.bias is not None:
+            torch.nn.init.zeros_(critic.out.bias)
+        agent.behavior.slow_critic.load_state_dict(critic.state_dict())
         return
     head = agent.world_model.reward_head
     for module in head.modules():
@@ -145,22 +157,16 @@ def reset_part(agent: Any, part: str, check_only: bool = False) -> None:
         torch.nn.init.zeros_(head.out.bias)
 
 
-def freeze_part(agent: Any, part: str, check_only: bool = False, reinit: bool = True) -> None:
-    """`critic_hidden`: LAMP's linear probe. Hidden critic layers keep their pretrained values and stop training;
-    the output layer is re-initialised for real (the original accidentally kept the pretrained one).
+def freeze_part(agent: Any, part: str, check_only: bool = False) -> None:
+    """`critic_hidden`: LAMP's linear probe. The hidden critic layers keep their pretrained values and stop training;
+    the output layer keeps its pretrained values too and trains, as the original ran it (its positional loader kept
+    the pretrained output layer; `--reset critic_out` starts it from zero instead).
 
-    A resumed run freezes again with reinit=False: which parameters train is not part of a checkpoint."""
+    A resumed run freezes again: which parameters train is not part of a checkpoint."""
     if part != "critic_hidden":
         raise UsageError(f"--freeze '{part}' is unknown; valid: critic_hidden")
     if check_only:
         return
-    critic = agent.behavior.critic
-    for name, param in critic.named_parameters():
+    for name, param in agent.behavior.critic.named_parameters():
         if not name.startswith("out."):
             param.requires_grad_(False)
-    if not reinit:
-        return
-    torch.nn.init.zeros_(critic.out.weight)  # the critic's fresh init (zero output, as DreamerV3 initialises it)
-    if critic.out.bias is not None:
-        torch.nn.init.zeros_(critic.out.bias)
-    agent.behavior.slow_critic.load_state_dict(critic.state_dict())

@@ -25,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lamp.agent.agent import BLENDS, REPVAL_WITH_EXPLORER, TrainingStopped
 from lamp.agent.behavior import ACTOR_GRADS
+from lamp.agent.explorer import ACTS as ENSEMBLE_ACTS
 from lamp.agent.nets import TWOHOT_SPACES
 from lamp.agent.speed import PRECISION_VALUES, choose_compile, learner_threads, updates_to_go, use_compile_cache
 from lamp.build import instruction_embedding, lang_dim, make_envs, make_scorer, obs_space, task_instruction
@@ -102,6 +103,7 @@ def check_inputs(cfg: DictConfig, mode: str, logdir: Path, lock: RunLock, log: A
     for key, value, valid in (
         ("agent.actor_grad", cfg.agent.actor_grad, ACTOR_GRADS),
         ("agent.expl.blend", cfg.agent.expl.blend, BLENDS),
+        ("agent.expl.act", cfg.agent.expl.act, ENSEMBLE_ACTS),
         ("agent.twohot", cfg.agent.twohot, TWOHOT_SPACES),
         ("agent.precision", cfg.agent.precision, PRECISION_VALUES),
     ):
@@ -203,7 +205,7 @@ def build(cfg: DictConfig, mode: str, logdir: Path, lock: RunLock, checked: Chec
     if checked.resume_path is not None:
         parts.checkpointer.load(checked.resume_path, log)
         for part in cfg.finetune.freeze if mode == "finetune" else ():
-            freeze_part(agent, part, reinit=False)  # requires_grad is not in the checkpoint
+            freeze_part(agent, part)  # requires_grad is not in the checkpoint
     else:
         dropped = replay.truncate(0)  # steps of an attempt that died before its first checkpoint
         if dropped:

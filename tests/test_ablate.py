@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from lamp import ablate as A
+from lamp.config import build_config
 from lamp.errors import UsageError
 
 
@@ -180,6 +181,44 @@ def test_shipped_paper_file_plans_lamp_p2e_and_scratch_on_the_five_tasks() -> No
     ablation = A.Ablation.load(prompts_dir() / "paper.yaml")
     assert [v.label for v in ablation.variants] == ["lamp", "p2e", "scratch"]
     assert len(ablation.tasks) == 5 and ablation.freeze == ["critic_hidden"]
+    ensemble = build_config(["pretrain", *ablation.configs], flags=ablation.flags).agent.expl
+    assert (ensemble.members, ensemble.layers, ensemble.units, ensemble.act, ensemble.out_scale) == (
+        10,
+        4,
+        512,
+        "elu",
+        0.1,
+    )
+
+
+def test_shipped_rlbench_paper_file_is_the_same_grid_on_rlbench_and_is_refused_without_it(tmp_path: Path) -> None:
+    """prompts/paper_rlbench.yaml passes the validation `lamp ablate` runs before its first run, plans what
+    paper.yaml plans, and (RLBench is not installed in this test environment) is one line and exit 2 here."""
+    import importlib.util
+
+    from typer.testing import CliRunner
+
+    from lamp.cli import app
+    from lamp.prompts import prompts_dir
+
+    paper = A.Ablation.load(prompts_dir() / "paper.yaml")
+    rlbench = A.Ablation.load(prompts_dir() / "paper_rlbench.yaml")
+    for key in ("seeds", "tasks", "pretrain_steps", "finetune_steps", "eval_every", "budgets", "freeze", "flags"):
+        assert getattr(rlbench, key) == getattr(paper, key), key
+    assert [v.label for v in rlbench.variants] == [v.label for v in paper.variants]
+    assert rlbench.configs == ["rlbench" if c == "metaworld" else c for c in paper.configs]
+    cfg = build_config(["pretrain", *rlbench.configs], flags=rlbench.flags)
+    assert cfg.env.backend == "rlbench" and cfg.env.wrist
+    assert len(A.plan(rlbench, tmp_path / "grid")) == 9
+    if importlib.util.find_spec("rlbench") is not None:
+        pytest.skip("RLBench is installed here: the refusal cannot be seen")
+    grid = tmp_path / "grid"
+    args = ["ablate", str(prompts_dir() / "paper_rlbench.yaml"), "--logdir", str(grid)]
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "400"})
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert result.exit_code == 2 and len(errors) == 1, result.output
+    assert "runs on RLBench (block `rlbench`), which is not installed here" in errors[0] and "docker build" in errors[0]
+    assert not grid.exists()
 
 
 def test_success_at_budget() -> None:

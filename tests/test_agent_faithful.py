@@ -85,8 +85,11 @@ def test_blend_metrics_are_logged_by_a_train_step():
     metrics = agent.train_step(make_replay().sample(3, 8))
     for key in ("behavior/intr_std", "behavior/extr_std"):
         assert torch.isfinite(metrics[key]) and float(metrics[key]) >= 0
-    ratio = metrics["behavior/intr_std"] / metrics["behavior/extr_std"]
-    torch.testing.assert_close(metrics["behavior/intr_extr_ratio"], ratio)  # inf while the reward head is still 0
+    if float(metrics["behavior/extr_std"]) > 0:
+        ratio = metrics["behavior/intr_std"] / metrics["behavior/extr_std"]
+        torch.testing.assert_close(metrics["behavior/intr_extr_ratio"], ratio)
+    else:  # the reward head starts at zero: the extrinsic term has no spread yet, the ratio is undefined
+        assert torch.isnan(metrics["behavior/intr_extr_ratio"])
 
 
 def test_unknown_blend_is_refused():
@@ -145,3 +148,50 @@ def test_learning_rates_lamp_at_small_sizes_dreamerv3_at_large():
     for blocks in (["size12m"], ["pretrain", "size25m"], ["size50m"], ["dreamerv3_lr"]):
         agent = build_config(blocks).agent
         assert (agent.model_lr, agent.actor_lr, agent.critic_lr) == (1e-4, 3e-5, 3e-5), blocks
+
+
+@pytest.mark.parametrize("blend, sum_norm", [("per_stream", False), ("lamp", True)])
+def test_reward_normalisers_also_apply_without_an_ensemble(blend, sum_norm, monkeypatch):
+    """Fine-tuning (intr_scale 0: no ensemble) keeps normalising the reward it has, as the original's actor-critic
+    did: sum_norm divides the reward by its running magnitude, per_stream divides the extrinsic stream by its own."""
+    torch.manual_seed(0)
+    expl = {"intr_scale": 0.0, "extr_scale": 1.0, "blend": blend, "sum_norm": sum_norm, "norm_decay": 0.0}
+    agent = Agent(make_config("tiny", expl=expl), SPACE)
+    assert agent.explorer is None and not hasattr(agent, "intr_norm")
+    assert hasattr(agent, "extr_norm") == (blend == "per_stream") and hasattr(agent, "sum_norm") == sum_norm
+    agent._pending = []
+    feat, action = imagined(agent)
+    monkeypatch.setattr(agent.world_model, "reward", lambda f: torch.full(f.shape[:-1], -4.0))
+    reward, metrics = agent.imagined_reward(feat, action)
+    torch.testing.assert_close(reward, torch.full_like(reward, -1.0))  # -4 divided by its magnitude 4
+    assert len(agent._pending) == 1 and metrics == {}
+
+
+def test_intr_extr_ratio_is_undefined_not_infinite_when_the_extrinsic_term_is_off():
+    agent = agent_with(extr_scale=0.0)  # Plan2Explore alone
+    agent._pending = []
+    _, metrics = agent.imagined_reward(*imagined(agent))
+    assert torch.isnan(metrics["intr_extr_ratio"]) and float(metrics["extr_std"]) == 0.0
+    assert float(metrics["intr_std"]) > 0
+
+
+def test_ensemble_pairs_across_an_episode_boundary_are_left_out():
+    agent = agent_with()
+    explorer = agent.explorer
+    b, t = 2, 6
+    feat = torch.randn(b, t, agent.world_model.rssm.feat_dim)
+    action = torch.rand(b, t, agent.cfg.action_dim) * 2 - 1
+    target = torch.randn(b, t, agent.cfg.stoch * agent.cfg.classes)
+    is_first = torch.zeros(b, t)
+    is_first[0, 3] = 1.0  # sequence 0 runs into a new episode at t=3: the pair (2, 3) is no transition
+    with torch.no_grad():
+        masked = explorer.loss(feat, action, target, is_first)
+        moved = target.clone()
+        moved[0, 3] += 100.0  # whatever the new episode starts with does not count
+        assert torch.equal(explorer.loss(feat, action, moved, is_first), masked)
+        assert not torch.equal(explorer.loss(feat, action, moved), explorer.loss(feat, action, target))
+        inp = torch.cat([feat[:, :-1], action[:, :-1]], -1).reshape(-1, feat.shape[-1] + action.shape[-1])
+        error = (explorer.ensemble(inp) - target[:, 1:].reshape(1, -1, target.shape[-1])).pow(2).sum(-1)
+        keep = torch.ones(b * (t - 1), dtype=torch.bool)
+        keep[2] = False  # sequence 0, pair (2, 3)
+        torch.testing.assert_close(masked, error[:, keep].mean(-1).sum())

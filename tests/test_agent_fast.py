@@ -194,9 +194,9 @@ def test_compile_auto_rule_short_runs_stay_eager_long_runs_compile():
     assert speed.updates_to_go(20_000, 0, 1000, 64, 16, 32) == 2375  # 19k collected steps, one update per 8
     assert speed.updates_to_go(20_000, 19_000, 1000, 64, 16, 32) == 125  # a resume close to the end
     assert speed.updates_to_go(500, 0, 1000, 64, 16, 32) == 0  # all prefill
-    long, short = speed.choose_compile("auto", 2375, 2000), speed.choose_compile("auto", 125, 2000)
-    assert long.on and "auto: 2,375 updates to go >= run.compile_min_updates 2,000" in long.reason
-    assert not short.on and "125 updates to go < run.compile_min_updates 2,000" in short.reason
+    long, short = speed.choose_compile("auto", 2375, 1000), speed.choose_compile("auto", 125, 1000)
+    assert long.on and "auto: 2,375 updates to go >= run.compile_min_updates 1,000" in long.reason
+    assert not short.on and "125 updates to go < run.compile_min_updates 1,000" in short.reason
     assert speed.choose_compile(True, 0, 2000).on and not speed.choose_compile(False, 10**9, 2000).on
     assert speed.choose_compile(False, 10**9, 2000).reason == "agent.compile: false (set)"
     with pytest.raises(ValueError, match="auto, true, false"):
@@ -219,7 +219,7 @@ def test_the_training_job_decides_compile_by_the_run_length_and_uses_the_persist
     assert run.agent.compile == "auto"  # the default
     assert decide_compile(run, 0, lines.append) is True
     assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "cache" / "inductor")
-    assert lines[-1].startswith("agent step: compiled (auto: 2,375 updates to go >= run.compile_min_updates 2,000")
+    assert lines[-1].startswith("agent step: compiled (auto: 2,375 updates to go >= run.compile_min_updates 1,000")
     assert lines[-1].endswith(f"; cache {tmp_path / 'cache' / 'inductor'})")
     assert decide_compile(run, 19_000, lines.append) is False  # resumed near its end: eager
     assert lines[-1].startswith("agent step: eager (auto: 125 updates to go <")

@@ -252,3 +252,28 @@ def test_configs_yaml_agrees_with_module_defaults():
         assert to_cfg(cfg.agent) == expected, size
     cfg = build_config([])
     assert to_cfg(cfg.agent) == to_cfg(AGENT_DEFAULTS) and dict(cfg.replay) == REPLAY_DEFAULTS
+
+
+def test_linear_probe_keeps_the_pretrained_output_layer_and_reset_critic_out_zeroes_it():
+    """As the original ran it: `--freeze critic_hidden` stops the hidden critic layers and keeps the pretrained
+    output layer (which trains); `--reset critic_out` starts that layer from zero (critic and slow critic)."""
+    from lamp.agent.agent import Agent
+    from lamp.errors import UsageError
+    from lamp.source import freeze_part, reset_part
+
+    space = {"image": (64, 64, 3), "state": (7,)}
+    agent = Agent(make_config("tiny"), space)
+    critic = agent.behavior.critic
+    with torch.no_grad():
+        critic.out.weight.normal_(0, 0.3)  # a "pretrained" output layer
+    pretrained = {k: v.clone() for k, v in critic.state_dict().items()}
+    freeze_part(agent, "critic_hidden")
+    assert all(torch.equal(v, pretrained[k]) for k, v in critic.state_dict().items())  # nothing re-initialised
+    trains = {name for name, p in critic.named_parameters() if p.requires_grad}
+    assert trains and all(name.startswith("out.") for name in trains)
+    reset_part(agent, "critic_out")
+    assert not critic.out.weight.any() and torch.equal(agent.behavior.slow_critic.out.weight, critic.out.weight)
+    hidden = [k for k in pretrained if not k.startswith("out.")]
+    assert all(torch.equal(critic.state_dict()[k], pretrained[k]) for k in hidden)
+    with pytest.raises(UsageError, match="--reset 'critic' is unknown; valid: reward_head, critic_out"):
+        reset_part(None, "critic", check_only=True)

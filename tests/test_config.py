@@ -305,3 +305,16 @@ def test_a_key_whose_default_changed_keeps_its_old_value_for_runs_saved_before_i
     assert C.build_config(["finetune"], base=saved).agent.twohot == "symlog"  # `lamp finetune --from` such a run
     with pytest.raises(UsageError, match=r"has agent\.twohot symlog saved and this command gives symexp"):
         resume(saved, ("--agent.twohot", "symexp"))
+
+
+def test_finetuning_from_a_run_gets_its_own_budget_not_the_pretraining_runs():
+    """`lamp finetune --from DIR` starts from DIR's saved config; its run length and prefill are the `finetune`
+    block's (the original's default length), or a later block's, never the pretraining run's."""
+    saved = C.build_config(["pretrain", "smoke"], flags=["--run.steps", "290200", "--run.prefill", "77"])
+    finetune = C.build_config(["finetune"], base=saved)
+    assert (finetune.run.steps, finetune.run.prefill) == (1_000_000, 1000)
+    assert finetune.agent.deter == saved.agent.deter  # the architecture still comes from the source
+    smoke = C.build_config(["finetune", "smoke"], base=saved)
+    assert (smoke.run.steps, smoke.run.prefill) == (1000, 200)
+    flags = C.build_config(["finetune"], flags=["--run.steps", "5000"], base=saved)
+    assert flags.run.steps == 5000

@@ -20,7 +20,7 @@ def test_scalars_go_to_jsonl_and_tensorboard(tmp_path: Path) -> None:
         logger.scalar("loss", 2)
         logger.write(20)
     lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    assert lines == [{"step": 10, "train/loss": 1.5, "train/nan": "nan"}, {"step": 20, "loss": 2.0}]
+    assert lines == [{"step": 10, "train/loss": 1.5, "train/nan": None}, {"step": 20, "loss": 2.0}]
     assert list(tmp_path.glob("events.out.tfevents.*"))
     with Logger(tmp_path, tensorboard=False) as logger:  # a resumed run appends to the same file
         logger.scalar("loss", 3)

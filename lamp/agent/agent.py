@@ -114,9 +114,13 @@ class Agent(nn.Module):
             self.explorer = Explorer(cfg, feat, targets)
             if cfg.expl.blend == "per_stream":
                 self.intr_norm = StreamNorm(cfg.expl.norm_decay)
-                self.extr_norm = StreamNorm(cfg.expl.norm_decay)
-            if cfg.expl.sum_norm:
-                self.sum_norm = StreamNorm(cfg.expl.norm_decay)
+        # Without an ensemble the reward normalisers still apply to the one stream there is: the original's
+        # actor-critic divided whatever reward it was given by its running magnitude (sum_norm), and its per-stream
+        # normaliser of the extrinsic term ran in fine-tuning too (per_stream)
+        if cfg.expl.blend == "per_stream":
+            self.extr_norm = StreamNorm(cfg.expl.norm_decay)
+        if cfg.expl.sum_norm:
+            self.sum_norm = StreamNorm(cfg.expl.norm_decay)
         if cfg.channels_last:
             self.world_model.set_channels_last(True)
         self.to(self.device)
@@ -233,28 +237,35 @@ class Agent(nn.Module):
         ecfg = self.cfg.expl
         with frozen(self.world_model):
             extrinsic = self.world_model.reward(feat[:, 1:])
-        if self.explorer is None:
-            return ecfg.extr_scale * extrinsic, {}
-        with frozen(self.explorer):
-            disagreement = self.explorer.disagreement(feat[:, :-1], action)
-        intrinsic = disagreement
         if ecfg.blend == "per_stream":
-            intrinsic, intr_mag = self.intr_norm(intrinsic)
             extrinsic, extr_mag = self.extr_norm(extrinsic)
-            self._pending += [(self.intr_norm, intr_mag), (self.extr_norm, extr_mag)]
-        intrinsic, extrinsic = ecfg.intr_scale * intrinsic, ecfg.extr_scale * extrinsic
-        reward = intrinsic + extrinsic
+            self._pending.append((self.extr_norm, extr_mag))
+        extrinsic = ecfg.extr_scale * extrinsic
+        metrics: dict[str, torch.Tensor] = {}
+        if self.explorer is None:
+            reward = extrinsic
+        else:
+            with frozen(self.explorer):
+                disagreement = self.explorer.disagreement(feat[:, :-1], action)
+            intrinsic = disagreement
+            if ecfg.blend == "per_stream":
+                intrinsic, intr_mag = self.intr_norm(intrinsic)
+                self._pending.append((self.intr_norm, intr_mag))
+            intrinsic = ecfg.intr_scale * intrinsic
+            reward = intrinsic + extrinsic
+            with torch.no_grad():
+                intr_std, extr_std = intrinsic.float().std(), extrinsic.float().std()
+                # undefined (NaN, written as null) when the extrinsic term has no spread, e.g. extr_scale 0 (p2e)
+                ratio = torch.where(extr_std > 0, intr_std / extr_std, torch.full_like(intr_std, float("nan")))
+            metrics = {
+                "disagreement": disagreement.detach().mean(),
+                "intr_std": intr_std,
+                "extr_std": extr_std,
+                "intr_extr_ratio": ratio,
+            }
         if ecfg.sum_norm:
             reward, sum_mag = self.sum_norm(reward)
             self._pending.append((self.sum_norm, sum_mag))
-        with torch.no_grad():
-            intr_std, extr_std = intrinsic.float().std(), extrinsic.float().std()
-        metrics = {
-            "disagreement": disagreement.detach().mean(),
-            "intr_std": intr_std,
-            "extr_std": extr_std,
-            "intr_extr_ratio": intr_std / extr_std,  # inf when the extrinsic term is off (p2e): logged as "inf"
-        }
         return reward, metrics
 
     def compute_losses(self, data: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
@@ -276,7 +287,8 @@ class Agent(nn.Module):
                     "embed": post["embed"],
                 }[self.explorer.target]
                 with phase("agent/explorer"):
-                    losses["explorer"] = self.explorer.loss(post["feat"], data["action"].float(), target)
+                    is_first = data["is_first"].float()
+                    losses["explorer"] = self.explorer.loss(post["feat"], data["action"].float(), target, is_first)
             # imagination starts from every posterior state of the batch
             stoch = post["stoch"].detach().flatten(0, 1)
             deter = post["deter"].detach().flatten(0, 1)
@@ -339,7 +351,12 @@ class Agent(nn.Module):
         return metrics
 
     def _bad_step(self, losses: dict[str, torch.Tensor], metrics: dict) -> dict:
-        bad = [k for k, v in {**losses, **metrics}.items() if v.ndim == 0 and not bool(torch.isfinite(v))]
+        undefined = ("intr_extr_ratio",)  # NaN by design when the extrinsic term is off: not a sign of trouble
+        bad = [
+            k
+            for k, v in {**losses, **metrics}.items()
+            if v.ndim == 0 and not bool(torch.isfinite(v)) and k.rpartition("/")[2] not in undefined
+        ]
         self.counters["skipped"] += 1
         self.counters["bad_in_row"] += 1
         if self.counters["bad_in_row"] >= self.cfg.max_bad_steps:

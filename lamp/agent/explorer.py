@@ -12,23 +12,39 @@ import math
 import torch
 from torch import nn
 
+ACTS = ("silu", "elu")  # agent.expl.act
+
 
 class Ensemble(nn.Module):
-    """K independent MLPs (Linear -> RMSNorm -> SiLU per layer, linear output) evaluated together."""
+    """K independent MLPs evaluated together: hidden layers Linear -> RMSNorm -> SiLU (`act: silu`, DreamerV3) or
+    Linear -> ELU without a norm (`act: elu`, the original's DreamerV2 MLP), then a linear output.
 
-    def __init__(self, members: int, inp: int, units: int, layers: int, out: int) -> None:
+    Initialisation: uniform(±1/sqrt(fan_in)) (torch's Linear); with `act: elu` the hidden layers are Glorot-uniform as
+    the original's Keras layers; `out_scale` > 0 draws the output layer with variance scaling (fan_avg, uniform) at
+    that scale, the original's 0.1, which starts every member's prediction near zero."""
+
+    def __init__(
+        self, members: int, inp: int, units: int, layers: int, out: int, act: str = "silu", out_scale: float = 0.0
+    ) -> None:
         super().__init__()
+        if act not in ACTS:
+            raise ValueError(f"agent.expl.act must be one of {ACTS}, got {act!r}")
         sizes = [inp] + [units] * layers + [out]
         self.weights = nn.ParameterList()
         self.biases = nn.ParameterList()
         self.scales = nn.ParameterList()
         for i, (a, b) in enumerate(itertools.pairwise(sizes)):
-            bound = 1 / math.sqrt(a)
+            if i == layers and out_scale > 0:
+                bound = math.sqrt(3 * out_scale / ((a + b) / 2))
+            elif act == "elu":
+                bound = math.sqrt(6 / (a + b))
+            else:
+                bound = 1 / math.sqrt(a)
             self.weights.append(nn.Parameter(torch.empty(members, a, b).uniform_(-bound, bound)))
             self.biases.append(nn.Parameter(torch.zeros(members, 1, b)))
-            if i < layers:
+            if i < layers and act == "silu":
                 self.scales.append(nn.Parameter(torch.ones(members, 1, b)))
-        self.layers = layers
+        self.layers, self.act = layers, act
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x (N, in) shared by all members -> (K, N, out)."""
@@ -37,7 +53,12 @@ class Ensemble(nn.Module):
         w0 = self.weights[0].permute(1, 0, 2).reshape(inp, members * units)
         h = (x @ w0).view(-1, members, units).transpose(0, 1) + self.biases[0]
         for i in range(1, self.layers + 1):
-            h = torch.nn.functional.silu(h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + 1e-3) * self.scales[i - 1])
+            if self.act == "elu":
+                h = torch.nn.functional.elu(h)
+            else:
+                h = torch.nn.functional.silu(
+                    h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + 1e-3) * self.scales[i - 1]
+                )
             h = torch.baddbmm(self.biases[i], h, self.weights[i])
         return h
 
@@ -57,15 +78,26 @@ class Explorer(nn.Module):
             ecfg.units,
             ecfg.layers,
             target_dims[ecfg.target],
+            act=ecfg.act,
+            out_scale=float(ecfg.out_scale),
         )
 
-    def loss(self, feat: torch.Tensor, action: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Σ_k mean_{B,T} Σ_d (pred_k − target)² on detached (B, T, ·) tensors, predicting target[:, 1:]."""
+    def loss(
+        self, feat: torch.Tensor, action: torch.Tensor, target: torch.Tensor, is_first: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Σ_k mean over pairs of Σ_d (pred_k − target)² on detached (B, T, ·) tensors, predicting target[:, 1:].
+
+        A replayed sequence may run across an episode boundary: the pair (t, t+1) whose t+1 starts a new episode
+        (`is_first`) has no dynamics to learn and is left out (the original trained on it too)."""
         inp = torch.cat([feat[:, :-1], action[:, :-1]], -1).detach()
         inp = inp.reshape(-1, inp.shape[-1])
         goal = target[:, 1:].detach().reshape(1, -1, target.shape[-1])
         pred = self.ensemble(inp)
-        return (pred.float() - goal.float()).pow(2).sum(-1).mean(-1).sum()
+        error = (pred.float() - goal.float()).pow(2).sum(-1)  # (K, pairs)
+        if is_first is None:
+            return error.mean(-1).sum()
+        keep = 1.0 - is_first[:, 1:].reshape(1, -1).float()
+        return ((error * keep).sum(-1) / keep.sum().clamp(min=1.0)).sum()
 
     def disagreement(self, feat: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         """Mean over dims of the population std across members, shape feat.shape[:-1].
