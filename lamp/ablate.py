@@ -13,6 +13,7 @@ sequentially, in N local processes, or as Ray tasks on a cluster (`--ray-address
 from __future__ import annotations
 
 import csv
+import dataclasses
 import functools
 import json
 import sys
@@ -113,7 +114,12 @@ class Ablation:
         """Validate an ablation file's contents; `p` is the file that errors name (also for a spec built in memory)."""
         unknown = set(data) - KEYS
         if unknown:
-            raise UsageError(f"ablation file '{p}' has unknown keys {sorted(unknown)}; allowed: {sorted(KEYS)}")
+            from lamp.config import _suggest
+
+            hint = _suggest(sorted(unknown)[0], KEYS)
+            raise UsageError(
+                f"ablation file '{p}' has unknown keys {sorted(unknown)}{hint}; allowed: {', '.join(sorted(KEYS))}"
+            )
         arms = data.get("arms")
         if arms is not None:
             if not isinstance(arms, list) or not arms or len(set(map(str, arms))) != len(arms):
@@ -213,6 +219,16 @@ class Ablation:
         )
 
 
+def shipped_grid(path: Path) -> Path:
+    """An ablation file path as given, or a shipped grid named without its folder and suffix ('paper' ->
+    prompts/paper.yaml inside the installed package), so it is found from any folder."""
+    from lamp.prompts import GRID_FILES, prompts_dir
+
+    if path.exists() or "/" in str(path) or str(path) not in GRID_FILES:
+        return path
+    return prompts_dir() / f"{path}.yaml"
+
+
 def check_local_devices(ablation: Ablation, path: str | Path) -> None:
     """Refuse, before the first run, a grid whose devices or simulator this machine lacks (not for Ray: its nodes
     may have them)."""
@@ -241,6 +257,13 @@ class Job:
     arm: str  # the variant's label
     seed: int
     commands: list[tuple[Path, list[str]]]  # (run directory, lamp arguments)
+    first: int = 1  # the grid-wide number of its first run, and the grid's run count: "[3/9]" headers
+    total: int = 0
+
+    def header(self, i: int) -> str:
+        """'[3/9] lamp seed 0 push_button' for the job's i-th run."""
+        run_dir = self.commands[i][0]
+        return f"[{self.first + i}/{self.total or len(self.commands)}] {self.arm} seed {self.seed} {run_dir.name}"
 
 
 def plan(ablation: Ablation, logdir: Path) -> list[Job]:
@@ -272,17 +295,23 @@ def plan(ablation: Ablation, logdir: Path) -> list[Job]:
                 args += ["--run.steps", str(ablation.finetune_steps), "--run.eval_every", str(ablation.eval_every)]
                 commands.append((run, args))
             jobs.append(Job(variant.label, seed, commands))
-    return jobs
+    total, numbered, first = sum(len(job.commands) for job in jobs), [], 1
+    for job in jobs:
+        numbered.append(dataclasses.replace(job, first=first, total=total))
+        first += len(job.commands)
+    return numbered
 
 
 def run_job(job: Job, runner: Callable[[list[str]], int] | None = None) -> dict[str, Any]:
     """Run a job's commands in order, skipping finished runs; stop the job at the first failing command."""
     runner = runner or _run_lamp
     skipped, ran = 0, 0
-    for run_dir, args in job.commands:
+    for i, (run_dir, args) in enumerate(job.commands):
         if finished(run_dir, args):
+            print(f"{job.header(i)}: finished, skipped", flush=True)
             skipped += 1
             continue
+        print(f"{job.header(i)}: lamp {args[0]} -> {run_dir}", flush=True)
         code = runner(args)
         ran += 1
         if code != 0:

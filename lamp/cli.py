@@ -22,7 +22,7 @@ from lamp.errors import UsageError
 F = TypeVar("F", bound=Callable[..., Any])
 CONFIG_CONTEXT = {"allow_extra_args": True, "ignore_unknown_options": True}
 CONFIG_EPILOG = (
-    "Any other flag overrides one config key with a dotted path, e.g. --agent.lr 3e-4 --run.steps 1e5 "
+    "Any other flag overrides one config key with a dotted path, e.g. --agent.model_lr 3e-4 --run.steps 1e5 "
     "(see lamp/configs.yaml for every key). Re-running the same command with the same --logdir resumes, with the "
     "run's saved config: flags then change only runtime keys (run.*, threads, device, ...)."
 )
@@ -64,17 +64,19 @@ def user_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def print_config(cfg: Any, notes: Sequence[str] = ()) -> None:
-    from lamp.config import to_yaml
+def config_summary(cfg: Any, blocks: Sequence[str], notes: Sequence[str] = ()) -> list[str]:
+    """What the console shows of a run's config, once its input is checked: the blocks and the keys that differ
+    from the defaults (the whole config is LOGDIR/config.yaml), then the resume notes."""
+    from lamp.config import changed_from_defaults
 
-    out.rule("resolved config")
-    out.print(to_yaml(cfg).rstrip(), markup=False)
-    out.rule()
-    for line in notes:
-        out.print(line, markup=False)
+    changed = changed_from_defaults(cfg)
+    said = ", ".join(f"{k} {v}" for k, v in changed.items()) or "none"
+    lines = [f"config: blocks {', '.join(blocks)}; {len(changed)} keys differ from the defaults: {said}"]
+    lines.append(f"config: all keys in {Path(cfg.logdir).expanduser() / 'config.yaml'}")
+    return lines + list(notes)
 
 
-def run_training(cfg: Any, mode: str) -> None:
+def run_training(cfg: Any, mode: str, intro: Sequence[str] = ()) -> None:
     """Run a training job; Ctrl-C or SIGTERM has already saved a checkpoint when it reaches here (exit 128 + signal,
     as a shell reports a process killed by that signal)."""
     import signal
@@ -84,7 +86,7 @@ def run_training(cfg: Any, mode: str) -> None:
     from lamp.train import run_job
 
     try:
-        result = run_job(cfg, mode)
+        result = run_job(cfg, mode, intro=intro)
     except KeyboardInterrupt as e:
         raise typer.Exit(128 + int(getattr(e, "signum", signal.SIGINT))) from None
     except TrainingStopped as e:  # NaN/inf losses several updates in a row; the message names the loss
@@ -120,11 +122,10 @@ def pretrain(
     overrides = {k: v for k, v in {"logdir": logdir, "prompts.style": prompts}.items() if v is not None}
     from lamp.config import run_config
 
-    cfg, notes = run_config(["pretrain", *(configs or [])], config_file, ctx.args, overrides)
+    cfg, notes = run_config(["pretrain", *(configs or [])], config_file, ctx.args, overrides, mode="pretrain")
     if cfg.env.task != "pretrain":
         raise UsageError(f"lamp pretrain runs env.task 'pretrain', not '{cfg.env.task}'; use lamp finetune for tasks")
-    print_config(cfg, notes)
-    run_training(cfg, "pretrain")
+    run_training(cfg, "pretrain", config_summary(cfg, ["pretrain", *(configs or [])], notes))
 
 
 @app.command(context_settings=CONFIG_CONTEXT, epilog=CONFIG_EPILOG)
@@ -173,7 +174,9 @@ def finetune(
     base = load_saved_config(src) if src else None
     # the source's saved config is the base (keys added since take today's default); a resumed fine-tune's own
     # saved config replaces it (run_config)
-    cfg, notes = run_config(["finetune", *(configs or [])], config_file, ctx.args, overrides, base=base)
+    cfg, notes = run_config(
+        ["finetune", *(configs or [])], config_file, ctx.args, overrides, base=base, mode="finetune"
+    )
     if scratch and (cfg.finetune.freeze or cfg.finetune.reset):
         raise UsageError("--freeze/--reset act on pretrained weights; leave them out with --scratch")
     for part in cfg.finetune.freeze:
@@ -182,8 +185,7 @@ def finetune(
         reset_part(None, part, check_only=True)
     if src is not None and Path(cfg.logdir).expanduser().resolve() == src.resolve():
         raise UsageError("--logdir must differ from --from (fine-tuning writes a new run)")
-    print_config(cfg, notes)
-    run_training(cfg, "finetune")
+    run_training(cfg, "finetune", config_summary(cfg, ["finetune", *(configs or [])], notes))
 
 
 @app.command(name="eval")
@@ -213,17 +215,33 @@ def evaluate(
 @app.command()
 @user_errors
 def ablate(
-    ablation_file: Annotated[Path, typer.Argument(metavar="ABLATION_YAML", help="e.g. prompts/ablation.yaml")],
+    ablation_file: Annotated[
+        Path, typer.Argument(metavar="ABLATION_YAML", help="A grid file, or a shipped grid by name: paper, ablation.")
+    ],
     logdir: Annotated[str, typer.Option("--logdir", metavar="DIR", help="Grid directory (one run per cell).")],
     parallel: Annotated[int, typer.Option("--parallel", help="Local runs at the same time.")] = 1,
     ray_address: Annotated[
         str | None, typer.Option("--ray-address", metavar="ADDR", help="Run on this Ray cluster instead.")
     ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Validate the file and list every run with its command; run nothing.")
+    ] = False,
 ) -> None:
     """The paper's arms or prompt styles x seeds, each pretrain -> finetune per task; resumable; writes a summary."""
-    from lamp.ablate import Ablation, check_local_devices, plan, run_grid, summarize
+    import shlex
 
+    from lamp.ablate import Ablation, check_local_devices, finished, plan, run_grid, shipped_grid, summarize
+
+    ablation_file = shipped_grid(ablation_file)
     ablation = Ablation.load(ablation_file)
+    if dry_run:
+        jobs = plan(ablation, Path(logdir).expanduser().resolve())
+        for job in jobs:
+            for i, (run_dir, args) in enumerate(job.commands):
+                state = " (finished: skipped)" if finished(run_dir, args) else ""
+                out.print(f"{job.header(i)}{state}: lamp {shlex.join(args)}", markup=False)
+        out.print(f"{ablation_file}: valid; {sum(len(j.commands) for j in jobs)} runs, nothing started", markup=False)
+        return
     if not ray_address:
         check_local_devices(ablation, ablation_file)
     if parallel < 1:

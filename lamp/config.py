@@ -101,6 +101,7 @@ RANGES: dict[str, Range] = {
     "run.eval_episodes": AT_LEAST_1,
     "run.prefill": NON_NEGATIVE,
     "run.compile_min_updates": NON_NEGATIVE,
+    "run.status_seconds": POSITIVE,
     "env.size": Range(8, 1024, pow2=True),
     "env.episode_length": AT_LEAST_1,
     "env.action_repeat": AT_LEAST_1,
@@ -275,6 +276,32 @@ def _suggest(name: str, options: Iterable[str]) -> str:
     return f"; did you mean '{close[0]}'?" if close else ""
 
 
+def suggest_key(key: str, known: Iterable[str]) -> str:
+    """'; did you mean ...?' for an unknown dotted key: the same leaf name in another section first (agent.threads ->
+    threads, agent.steps -> run.steps), then keys of the same section whose leaf contains it (agent.lr ->
+    agent.model_lr, agent.actor_lr, agent.critic_lr), then the closest full path or leaf name."""
+    known = list(known)
+    section, _, leaf = key.rpartition(".")
+
+    def leaf_of(k: str) -> str:
+        return k.rpartition(".")[2]
+
+    if key in ("config", "block", "blocks"):
+        return "; did you mean --configs NAME ... (config blocks) or --config-file FILE (a YAML file)?"
+    found = [k for k in known if leaf_of(k) == leaf and k != key]
+    if section:
+        found += [k for k in known if k.rpartition(".")[0] == section and leaf in leaf_of(k).split("_")]
+    if not found:
+        found = difflib.get_close_matches(key, known, n=1, cutoff=0.75)
+    if not found:
+        leaves = difflib.get_close_matches(leaf, sorted({leaf_of(k) for k in known}), n=1, cutoff=0.75)
+        found = sorted((k for k in known if leaves and leaf_of(k) == leaves[0]), key=lambda k: k.count("."))[:1]
+    if not found:
+        return ""
+    shown = [f"'{k}'" for k in found[:4]]
+    return "; did you mean " + (shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " or " + shown[-1]) + "?"
+
+
 def _coerce(key: str, value: Any, default: Any, source: str) -> Any:
     """Return `value` converted to the default's type, or raise a UsageError naming key, source and expected type."""
     if default is None or value is None:
@@ -328,7 +355,7 @@ def _apply(cfg: DictConfig, updates: dict[str, Any], source: str) -> None:
             if key in sections:
                 raise UsageError(f"config key '{key}' is a section, not a value ({source}); set one of its sub-keys")
             raise UsageError(
-                f"unknown config key '{key}' ({source}){_suggest(key, known)} "
+                f"unknown config key '{key}' ({source}){suggest_key(key, known)} "
                 "(every key is listed in lamp/configs.yaml)"
             )
         value = _coerce(key, value, known[key], source)
@@ -369,13 +396,13 @@ def read_yaml_mapping(
 
 
 def parse_flags(args: Sequence[str]) -> dict[str, Any]:
-    """Turn ['--agent.lr', '3e-4', '--seed=2'] into {'agent.lr': 3e-4, 'seed': 2}; values are parsed as YAML."""
+    """Turn ['--agent.model_lr', '3e-4', '--seed=2'] into {'agent.model_lr': 3e-4, 'seed': 2}; values are YAML."""
     dotlist: list[str] = []
     i = 0
     while i < len(args):
         token = args[i]
         if not token.startswith("--") or len(token) < 3:
-            raise UsageError(f"unexpected argument '{token}'; config overrides look like --agent.lr 3e-4")
+            raise UsageError(f"unexpected argument '{token}'; config overrides look like --agent.model_lr 3e-4")
         if "=" in token:
             dotlist.append(token[2:])
             i += 1
@@ -520,17 +547,31 @@ def run_config(
     flags: Sequence[str],
     overrides: dict[str, Any],
     base: DictConfig | dict[str, Any] | None = None,
+    mode: str | None = None,
 ) -> tuple[DictConfig, list[str]]:
     """The config of a training command: today's defaults and blocks for a new run; for a LOGDIR that already holds a
     run, its saved config plus what this command line sets itself (lamp.config.resume_config), so a resume keeps the
-    recipe it started with. Also returns the lines saying what the resume kept or filled in."""
+    recipe it started with. Also returns the lines saying what the resume kept or filled in. A LOGDIR's run keeps its
+    identity: `mode` (pretrain | finetune) must be its mode, and its task and source are learning keys."""
     from lamp.rundir import holds_run
 
     cfg = build_config(configs, config_file, flags, overrides, base=base)
     logdir = Path(cfg.logdir).expanduser()
     if not cfg.logdir or not holds_run(logdir):
         return cfg, []
-    return resume_config(load_saved_config(logdir), cfg, explicit_keys(config_file, flags, overrides))
+    saved = load_saved_config(logdir)
+    task = str(OmegaConf.select(saved, "env.task", default="pretrain"))
+    if mode is not None and (task == "pretrain") != (mode == "pretrain"):
+        held = "a pretraining run" if task == "pretrain" else f"a fine-tuning run (task {task})"
+        raise UsageError(f"{logdir} holds {held}; `lamp {mode}` cannot continue it: use a new --logdir")
+    return resume_config(saved, cfg, explicit_keys(config_file, flags, overrides))
+
+
+def changed_from_defaults(cfg: DictConfig) -> dict[str, str]:
+    """{key: value as a log line shows it} for the keys whose value differs from lamp/configs.yaml's defaults."""
+    known = flat_keys(_blocks()["defaults"])
+    values = flat_keys(OmegaConf.to_container(cfg))
+    return {k: _show(v) for k, v in values.items() if k in known and not _same(k, known[k], v)}
 
 
 def to_yaml(cfg: DictConfig) -> str:

@@ -43,7 +43,7 @@ def train_loop(
     rates = Rates(progress)
     seconds_before, loop_start = progress.seconds, time.perf_counter()
     driver.reset(seed=cfg.seed + progress.env_steps)
-    with progress_bar(mode, console) as bar:
+    with progress_bar(mode, console, run.status_seconds) as bar:
         task = bar.add_task(mode, total=run.steps, completed=progress.env_steps, stats="")
         if mode == "finetune" and progress.last_eval < 0:
             evaluation(progress)  # the pretrained agent before any fine-tuning, at step 0
@@ -73,7 +73,7 @@ def train_loop(
                 or (save_seconds > 0 and checkpointer.seconds_since_save() >= save_seconds)
             ):
                 checkpointer.save()
-            bar.update(task, completed=progress.env_steps, stats=rates.status(progress))
+            bar.update(task, completed=progress.env_steps, stats=rates.status(progress, full=not console.is_terminal))
     if progress.last_save != progress.env_steps:  # e.g. resumed at the last step, killed before done.json
         checkpointer.save()
     done = {
@@ -183,6 +183,7 @@ class Rates:
         self.time, self.steps, self.updates = time.perf_counter(), progress.env_steps, progress.updates
         self.fps = {"env_fps": 0.0, "train_fps": 0.0}
         self.ratio: float | None = None  # intrinsic/extrinsic reward std in imagination: which stream drives behaviour
+        self.latest: dict[str, float] = {}  # the last metrics line's LOG_LINE_KEYS
 
     def measure(self) -> dict[str, float]:
         now, progress = time.perf_counter(), self.progress
@@ -196,17 +197,77 @@ class Rates:
 
     def remember(self, line: dict[str, Any]) -> None:
         ratio = line.get("train/behavior/intr_extr_ratio")
-        if isinstance(ratio, float):  # a non-finite value is written as a string
+        if isinstance(ratio, float):  # a non-finite value is written as null
             self.ratio = ratio
+        self.latest = {k: v for k, v in line.items() if k in LOG_LINE_KEYS and isinstance(v, float)}
 
-    def status(self, progress: Progress) -> str:
+    def status(self, progress: Progress, full: bool = False) -> str:
+        """The bar's text; `full` adds the last episode return and the main losses (the plain lines of a log file)."""
         text = f"ep {progress.episodes:,} | env {self.fps['env_fps']:.0f}/s | upd {self.fps['train_fps']:.1f}/s"
         if not math.isnan(progress.eval_success):
             text += f" eval {progress.eval_success:.0%}"
-        return text if self.ratio is None else text + f" | intr/extr {self.ratio:.2g}"
+        if self.ratio is not None:
+            text += f" | intr/extr {self.ratio:.2g}"
+        if full and self.latest:
+            text += " | " + " ".join(f"{LOG_LINE_KEYS[k]} {v:.4g}" for k, v in self.latest.items())
+        return text
 
 
-def progress_bar(mode: str, console: Any) -> Any:
+# metrics a plain progress line shows, by their short names
+LOG_LINE_KEYS = {
+    "episode/return": "return",
+    "train/loss/model": "loss model",
+    "train/loss/actor": "actor",
+    "train/loss/critic": "critic",
+}
+
+
+class PlainProgress:
+    """The progress bar's stand-in when stdout is not a terminal (nohup, Slurm, `lamp ablate`'s run logs): one
+    unwrapped line every `seconds` and one at the end, instead of a bar that a log file only gets when it finishes."""
+
+    def __init__(self, mode: str, console: Any, seconds: float) -> None:
+        self.mode, self.console, self.seconds = mode, console, seconds
+        self.total = self.completed = self.first = 0
+        self.stats = ""
+        self.start = self.printed = time.perf_counter()
+
+    def __enter__(self) -> PlainProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if exc[0] is None:
+            self.print_line()
+
+    def add_task(self, name: str, total: int, completed: int, stats: str) -> int:
+        self.total, self.completed, self.first, self.stats = total, completed, completed, stats
+        self.start = self.printed = time.perf_counter()
+        return 0
+
+    def update(self, task: int, completed: int, stats: str) -> None:
+        self.completed, self.stats = completed, stats
+        if time.perf_counter() - self.printed >= self.seconds:
+            self.print_line()
+
+    def print_line(self) -> None:
+        self.printed = now = time.perf_counter()
+        elapsed, done = now - self.start, self.completed - self.first
+        left = (self.total - self.completed) * elapsed / done if done > 0 else math.nan
+        eta = clock(left) if math.isfinite(left) else "-"
+        share = self.completed / max(self.total, 1)
+        steps = f"{self.completed:,}/{self.total:,} steps ({share:.0%})"
+        self.console.out(f"{self.mode} {steps} | {self.stats} | {clock(elapsed)} ETA {eta}", highlight=False)
+
+
+def clock(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def progress_bar(mode: str, console: Any, plain_seconds: float = 30.0) -> Any:
+    """A rich progress bar on a terminal; plain lines every `plain_seconds` otherwise (PlainProgress)."""
+    if not console.is_terminal:
+        return PlainProgress(mode, console, plain_seconds)
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     return Progress(

@@ -168,8 +168,8 @@ class PromptStyle:
             raise UsageError(f"prompt file '{path}': 'nouns' must map each object class to a non-empty list of words")
         if uses_noun and not nouns_raw and not noun_fallback:
             raise UsageError(
-                f"prompt file '{path}' has noun placeholders but no noun lists; pass --prompts.nouns FOLDER "
-                "(synonym_<class>.txt files) or --prompts.noun_fallback true to use each scene's class name"
+                f"prompt file '{path}' has noun placeholders but no noun lists; add 'nouns:' per object class, or pass "
+                "--prompts.nouns FOLDER (synonym_<class>.txt files) or --prompts.noun_fallback true (class names)"
             )
         lists = {tuple(v) for v in nouns_raw.values()}
         # the original's random-noun folder holds one identical list per class (the union): that is random sampling

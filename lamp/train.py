@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -254,12 +255,13 @@ def loop_with_stops(cfg: DictConfig, mode: str, parts: Parts, stops: Stops, cons
         stops.in_loop = False
 
 
-def run_job(cfg: DictConfig, mode: str, console: Any = None) -> dict[str, Any]:
-    """check -> build -> loop. Ctrl-C and SIGTERM save a checkpoint (Interrupted); a full disk is DiskFull."""
+def run_job(cfg: DictConfig, mode: str, console: Any = None, intro: Sequence[str] = ()) -> dict[str, Any]:
+    """check -> build -> loop. Ctrl-C and SIGTERM save a checkpoint (Interrupted); a full disk is DiskFull. `intro`
+    (the config summary) is printed once the input is checked, never above an error about it."""
     from rich.console import Console
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    console = console or Console(highlight=False)
+    console = console or Console(highlight=False, soft_wrap=True)  # a log file gets whole lines, never wrapped
 
     def log(message: str) -> None:
         console.print(message, markup=False)
@@ -270,6 +272,8 @@ def run_job(cfg: DictConfig, mode: str, console: Any = None) -> dict[str, Any]:
         try:
             with full_disk_is_one_line(logdir, logdir / LATEST, passthrough=(TrainingStopped,)):
                 checked = check_inputs(cfg, mode, logdir, lock, log)
+                for line in intro:
+                    log(line)
                 build(cfg, mode, logdir, lock, checked, parts, log)
                 steps = parts.checkpointer.progress.env_steps
                 if (logdir / DONE_FILE).is_file() and steps >= cfg.run.steps:

@@ -259,6 +259,7 @@ def test_a_raised_budget_reruns_a_finished_run(tmp_path: Path) -> None:
         ({"seeds": []}, "'seeds' must be a non-empty list"),
         ({"configs": ["smoke", "nosuchblock"]}, "unknown config blocks ['nosuchblock']"),
         ({"colour": "red"}, "unknown keys ['colour']"),
+        ({"seed": [0]}, "unknown keys ['seed']; did you mean 'seeds'?"),
         ({"freeze": ["actor"]}, "--freeze 'actor' is unknown; valid: critic_hidden"),
         ({"freeze": "critic_hidden"}, "'freeze' must be a list"),
         ({"arms": ["lamp", "dreamer"]}, "unknown arms ['dreamer']; valid: lamp, p2e, lang_only, clip, scratch"),
@@ -292,3 +293,39 @@ def test_a_gpu_grid_is_refused_on_a_machine_without_one(tmp_path: Path, monkeypa
     assert str(info.value).startswith(f"ablation file '{path}': device is 'cuda' but this machine has no such device")
     assert "drop `gpu` from its configs" in str(info.value)
     A.check_local_devices(A.Ablation.load(write_ablation(tmp_path)), path)  # cpu: fine
+
+
+def test_each_run_is_headed_with_its_number_arm_seed_and_task(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    jobs = A.plan(A.Ablation.load(write_ablation(tmp_path)), tmp_path / "grid")
+    assert [job.first for job in jobs] == [1, 4, 7, 10] and {job.total for job in jobs} == {12}
+    A.run_job(jobs[1], runner=lambda args: 0)
+    lines = capsys.readouterr().out.splitlines()
+    assert (
+        lines[0]
+        == f"[4/12] similar seed 1 pretrain: lamp pretrain -> {tmp_path / 'grid' / 'similar' / 'seed1' / 'pretrain'}"
+    )
+    assert lines[2].startswith("[6/12] similar seed 1 turn_tap: lamp finetune -> ")
+
+
+def test_dry_run_lists_every_run_and_a_shipped_grid_is_found_by_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from lamp.cli import app
+
+    monkeypatch.chdir(tmp_path)  # not the checkout: 'paper' is the shipped prompts/paper.yaml
+    result = CliRunner().invoke(app, ["ablate", "paper", "--logdir", "grid", "--dry-run"], env={"COLUMNS": "2000"})
+    assert result.exit_code == 0, result.output
+    runs = [line for line in result.output.splitlines() if line.startswith("[")]
+    assert len(runs) == 18 + 18 + 15  # lamp and p2e: 3 seeds x (pretrain + 5 tasks); scratch: 3 x 5
+    assert runs[0].startswith("[1/51] lamp seed 0 pretrain: lamp pretrain --configs metaworld small expl_original gpu")
+    assert (
+        runs[-1].startswith("[51/51] scratch seed 2 take_lid_off_saucepan: lamp finetune ") and "--scratch" in runs[-1]
+    )
+    assert result.output.splitlines()[-1].endswith("paper.yaml: valid; 51 runs, nothing started")
+    assert not (tmp_path / "grid").exists()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("seed: [0]\n")
+    result = CliRunner().invoke(app, ["ablate", str(bad), "--logdir", "grid", "--dry-run"], env={"COLUMNS": "400"})
+    assert result.exit_code == 2 and "did you mean 'seeds'?" in result.output and not (tmp_path / "grid").exists()

@@ -40,6 +40,8 @@ ARGS = [
     "100",
     "--replay.chunk",
     "64",
+    "--run.status_seconds",
+    "2",
 ]
 
 
@@ -118,6 +120,10 @@ def test_kill_9_at_random_moments_then_resume_finishes_cleanly(tmp_path: Path) -
     output = log.read_text()
     assert "Traceback" not in output, (seed, output[-3000:])
     assert output.count("taking over the lock of a run that is gone") >= 1, seed
+    # stdout is a file here: plain progress lines (never a bar), and no line wrapped in the middle of a path
+    assert "━" not in output and f"pretrain {steps:,}/{steps:,} steps (100%) | ep " in output, output[-2000:]
+    assert f"checkpoint: {logdir / 'checkpoints' / 'latest.pt'}\n" in output  # one line, however long the path
+    assert any(line.startswith("replay: ") and line.endswith("MiB)") for line in output.splitlines()), output[:3000]
     assert json.loads((logdir / "done.json").read_text())["env_steps"] == steps
     metric = metric_steps(logdir)
     assert metric == sorted(set(metric)) and metric[-1] == steps, (seed, metric)  # no step twice, none re-appended

@@ -107,7 +107,7 @@ def test_prompts_dir_and_resolution(tmp_path: Path) -> None:
     [
         ("name: x\n", "has no templates; add a 'templates:' list"),
         ("templates: []\n", "has no templates"),
-        ("templates: ['pick up the {noun}']\n", "has noun placeholders but no noun lists; pass --prompts.nouns"),
+        ("templates: ['pick up the {noun}']\n", "has noun placeholders but no noun lists; add 'nouns:'"),
         ("templates: ['x {verb}']\n", "uses ['verb']; only {noun} exists"),
         ("templates: [a]\nnouns: {mug: []}\n", "'nouns' must map each object class to a non-empty list"),
         ("templates: [a]\nnoun_sampling: sometimes\n", "noun_sampling 'sometimes' is unknown"),

@@ -348,7 +348,7 @@ def test_style_file_errors_reach_the_cli(tmp_path: Path) -> None:
     bad = tmp_path / "style.yaml"
     bad.write_text("templates: ['pick up the {noun}']\n")
     result = lamp(["pretrain", "--configs", "smoke", "--prompts", str(bad), "--logdir", str(tmp_path / "out")])
-    assert result.exit_code == 2 and "has {noun} templates but no nouns" in result.output
+    assert result.exit_code == 2 and "has noun placeholders but no noun lists; add 'nouns:'" in result.output
     bad.write_text("name: empty\n")
     result = lamp(["pretrain", "--configs", "smoke", "--prompts", str(bad), "--logdir", str(tmp_path / "out")])
     assert result.exit_code == 2 and "has no templates" in result.output
@@ -519,3 +519,26 @@ def test_time_based_checkpoints(pretrained: Path, tmp_path: Path, monkeypatch: p
     result = lamp([*args, "--run.save_every", "1000", "--run.save_minutes", str(15 / 60)])
     assert result.exit_code == 0, result.output
     assert saves == [140, 150]  # 20 s since the resume passed 15 s at step 140; then the final save
+
+
+@pytest.mark.slow
+def test_a_run_folder_keeps_its_identity(pretrained: Path, tmp_path: Path) -> None:
+    """A finished push_button fine-tune is not resumed as another task, another source, from scratch or as a
+    pretraining run: each is one line naming both sides and the fix, and nothing in the folder changes."""
+    ft = tmp_path / "ft"
+    first = lamp([*finetune_args(pretrained, str(ft)), "--run.steps", "30", "--run.eval_every", "1000", *FAST[:4]])
+    assert first.exit_code == 0, first.output
+    before = {p.name: p.read_bytes() for p in ft.iterdir() if p.is_file()}
+    for args, says in (
+        (
+            ["finetune", "--task", "turn_tap", "--from", str(pretrained)],
+            "env.task push_button saved and this command gives turn_tap",
+        ),
+        (["finetune", "--task", "push_button", "--scratch"], "finetune.source"),
+        (["pretrain", "--configs", "smoke"], "holds a fine-tuning run"),
+    ):
+        result = lamp([*args, "--logdir", str(ft), "--run.steps", "60"])
+        errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+        assert result.exit_code == 2 and len(errors) == 1 and says in errors[0], result.output
+        assert "new --logdir" in errors[0], errors[0]
+    assert {p.name: p.read_bytes() for p in ft.iterdir() if p.is_file()} == before
