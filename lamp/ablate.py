@@ -473,7 +473,9 @@ def summarize(ablation: Ablation, logdir: Path) -> dict[str, Path]:
     def cell(values: list[float]) -> str:
         n = int(np.isfinite(values).sum())
         mean, low, high = bootstrap_ci(values)
-        return "n/a" if n == 0 else f"{mean:.2f} ± {(high - low) / 2:.2f} [{low:.2f}, {high:.2f}] (n={n})"
+        if n <= 1:  # one seed has no interval: its value alone, not a zero-width one
+            return "n/a" if n == 0 else f"{mean:.2f} (n=1)"
+        return f"{mean:.2f} ± {(high - low) / 2:.2f} [{low:.2f}, {high:.2f}] (n={n})"
 
     what = "Prompt-style ablation" if ablation.arms is None else "Arms"
     lines = [

@@ -166,8 +166,8 @@ def write_videos(logger: Any, progress: Progress, relabeler: Any, agent: Any, re
         title = "front camera" + (f": '{episode['prompt']}'" if episode["prompt"] else "")
         footer = f"reward min {low:.4g} max {high:.4g}"  # the strip's axis (min-max scaled; red marks this frame)
         logger.video("episode/reward_curve", labelled(frames, [title], footer=footer), step)
-    for i, (prompt, grid) in enumerate(relabeler.top_frames.grids().items()):
-        logger.image(f"top_frames/{i}_{prompt[:60]}", grid, step)
+    for noun, grid in relabeler.top_frames.grids().items():  # one tag per object class: a bounded tag count
+        logger.image(f"top_frames/{noun.replace(' ', '_')}", grid, step)
     video = open_loop_video(agent, replay)
     if video is not None:
         panes = ["truth (replay)", f"model: open loop after {OPEN_LOOP_CONTEXT} frames", "|error|"]

@@ -35,6 +35,7 @@ class Relabeler:
         self.rng = rng if rng is not None else np.random.default_rng()
         self.metrics: dict[str, list[float]] = defaultdict(list)
         self.prompts: dict[int, str] = {}  # the prompt of each worker's current episode
+        self.nouns: dict[int, str] = {}  # and its scene's object class: per-class metrics keep the tag count bounded
         self.top_frames = TopFrames(k=8)
         self.latest_episode: dict[str, Any] | None = None  # worker 0's last episode, for the reward-curve video
 
@@ -44,8 +45,9 @@ class Relabeler:
             return {}
         if self.mode == "finetune":
             return {"lang": self.lang}
-        prompt = self.style.sample(str(info.get("noun", "object")), self.rng)
-        self.prompts[worker] = prompt
+        noun = str(info.get("noun", "object"))
+        prompt = self.style.sample(noun, self.rng)
+        self.prompts[worker], self.nouns[worker] = prompt, noun
         return {"lang": self.scorer.embed_prompts([prompt])[0].cpu().numpy()}
 
     def end(self, worker: int, episode: dict[str, np.ndarray]) -> None:
@@ -69,9 +71,10 @@ class Relabeler:
             metrics["vlm/reward_mean"].append(float(vlm.mean()))
             metrics["vlm/reward_min"].append(float(vlm.min()))
             metrics["vlm/reward_max"].append(float(vlm.max()))
+            noun = self.nouns.get(worker, "object")  # per object class, not per sentence: thousands of prompts
             for stat, value in (("mean", vlm.mean()), ("min", vlm.min()), ("max", vlm.max())):
-                metrics[f"vlm_prompt/{prompt}/{stat}"].append(float(value))
-            self.top_frames.update(prompt, frames, vlm)
+                metrics[f"vlm_noun/{noun.replace(' ', '_')}/{stat}"].append(float(value))
+            self.top_frames.update(noun, frames, vlm, prompt)
         metrics["episode/return"].append(float(episode["reward"][1:].sum()))
         self.replay.add_episode(episode)
         if worker == 0:

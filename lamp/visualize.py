@@ -62,23 +62,25 @@ def image_grid(images: list[np.ndarray], columns: int = 8, pad: int = 2) -> np.n
 
 
 class TopFrames:
-    """The k highest-reward frames seen so far for each prompt (what the scorer likes most, per instruction)."""
+    """The k highest-reward frames seen so far per group (the episode's object class), each with the prompt it was
+    scored against: what the scorer likes most. Grouping by class keeps memory and TensorBoard tags bounded (a style
+    expands to thousands of prompts)."""
 
     def __init__(self, k: int = 8) -> None:
         self.k = k
-        self.best: dict[str, list[tuple[float, np.ndarray]]] = {}
+        self.best: dict[str, list[tuple[float, np.ndarray, str]]] = {}
 
-    def update(self, prompt: str, frames: np.ndarray, rewards: np.ndarray) -> None:
-        entries = self.best.setdefault(prompt, [])
+    def update(self, group: str, frames: np.ndarray, rewards: np.ndarray, prompt: str = "") -> None:
+        entries = self.best.setdefault(group, [])
         order = np.argsort(rewards)[::-1][: self.k]
-        entries.extend((float(rewards[i]), np.asarray(frames[i], np.uint8).copy()) for i in order)
+        entries.extend((float(rewards[i]), np.asarray(frames[i], np.uint8).copy(), prompt) for i in order)
         entries.sort(key=lambda e: -e[0])
         del entries[self.k :]
 
-    def grids(self, max_prompts: int = 4) -> dict[str, np.ndarray]:
-        """One image grid per prompt (prompts with the highest best reward first)."""
-        ranked = sorted(self.best.items(), key=lambda item: -item[1][0][0])[:max_prompts]
-        return {prompt: image_grid([frame for _, frame in entries]) for prompt, entries in ranked}
+    def grids(self, max_groups: int = 4) -> dict[str, np.ndarray]:
+        """One image grid per group (groups with the highest best reward first)."""
+        ranked = sorted(self.best.items(), key=lambda item: -item[1][0][0])[:max_groups]
+        return {group: image_grid([frame for _, frame, _ in entries]) for group, entries in ranked}
 
 
 def side_by_side(truth: np.ndarray, prediction: np.ndarray) -> np.ndarray:

@@ -329,3 +329,11 @@ def test_dry_run_lists_every_run_and_a_shipped_grid_is_found_by_name(
     bad.write_text("seed: [0]\n")
     result = CliRunner().invoke(app, ["ablate", str(bad), "--logdir", "grid", "--dry-run"], env={"COLUMNS": "400"})
     assert result.exit_code == 2 and "did you mean 'seeds'?" in result.output and not (tmp_path / "grid").exists()
+
+
+def test_one_seed_shows_its_value_with_n_1_not_a_zero_width_interval(tmp_path: Path) -> None:
+    ablation = A.Ablation.load(write_ablation(tmp_path, seeds=[0], styles=["similar"], tasks=["push_button"]))
+    grid = tmp_path / "grid"
+    fake_finetune_metrics(grid / "similar" / "seed0" / "push_button", [0.3] * 4, 10)
+    md = A.summarize(ablation, grid)["md"].read_text()
+    assert "| similar | 0.30 (n=1) |" in md and "±" not in md.split("## ")[-1]

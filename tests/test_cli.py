@@ -212,6 +212,7 @@ def started(monkeypatch: pytest.MonkeyPatch) -> list:
     import lamp.cli
 
     calls: list = []
+
     def run_training(cfg, mode: str, intro=()) -> None:  # prints what the job would print before its loop
         calls.append(cfg)
         for line in intro:

@@ -54,3 +54,17 @@ def test_side_by_side_error_pane() -> None:
     prediction = np.full((2, 4, 4, 3), 50, np.uint8)
     out = side_by_side(truth, prediction)
     assert out.shape == (2, 4, 12, 3) and (out[..., 8:, :] == 150).all()
+
+
+def test_top_frames_are_kept_per_object_class_however_many_prompts():
+    from lamp.visualize import TopFrames
+
+    top = TopFrames(k=3)
+    rng = np.random.default_rng(0)
+    for i in range(200):  # 200 different prompts over two classes
+        frames = rng.integers(0, 255, (5, 8, 8, 3), dtype=np.uint8)
+        top.update(("mug", "drawer")[i % 2], frames, rng.normal(size=5), prompt=f"prompt {i}")
+    assert sorted(top.best) == ["drawer", "mug"] and all(len(v) == 3 for v in top.best.values())
+    rewards = [r for r, _, _ in top.best["mug"]]
+    assert rewards == sorted(rewards, reverse=True)
+    assert set(top.grids()) == {"mug", "drawer"}

@@ -63,7 +63,7 @@ def test_pretrain_writes_the_run_directory(pretrained: Path) -> None:
     keys = set().union(*rows)
     assert {"vlm/reward_mean", "train/loss/model", "train/behavior/disagreement", "perf/env_fps"} <= keys
     assert {"train/behavior/intr_std", "train/behavior/extr_std", "train/behavior/intr_extr_ratio"} <= keys
-    assert any(k.startswith("vlm_prompt/") for k in keys)
+    assert any(k.startswith("vlm_noun/") for k in keys) and not any(k.startswith("vlm_prompt/") for k in keys)
     done = json.loads((pretrained / "done.json").read_text())
     assert done["env_steps"] == 120 and done["updates"] > 0
     ckpt = torch.load(pretrained / "checkpoints/latest.pt", weights_only=True)
