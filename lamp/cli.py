@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -76,6 +77,40 @@ def config_summary(cfg: Any, blocks: Sequence[str], notes: Sequence[str] = ()) -
     return lines + list(notes)
 
 
+def job_summary(cfg: Any, mode: str, seconds: float) -> list[str]:
+    """The end of a training job: how far it got, in how long, its last evaluation, and the next command."""
+    import json
+
+    logdir = Path(cfg.logdir).expanduser()
+    try:
+        done = json.loads((logdir / "done.json").read_text())
+    except (OSError, ValueError):
+        return []
+    what = "pretraining" if mode == "pretrain" else f"fine-tuning on {cfg.env.task}"
+    lines = [
+        f"finished {what}: {done.get('env_steps', 0):,} env steps, {done.get('updates', 0):,} updates "
+        f"({seconds / 60:.1f} min in this session)"
+    ]
+    last_eval = None
+    metrics = logdir / "metrics.jsonl"
+    for line in metrics.read_text().splitlines() if metrics.is_file() else []:
+        if '"eval/success"' in line:
+            last_eval = line
+    if last_eval is not None:
+        row = json.loads(last_eval)
+        ret = row.get("eval/return")
+        said = f", return {ret:.4g}" if isinstance(ret, float) else ""
+        lines.append(
+            f"last evaluation (env step {row['step']:,}, {cfg.run.eval_episodes} episodes): success "
+            f"{row['eval/success']:.0%}{said}"
+        )
+    if mode == "pretrain":
+        nxt = f"lamp finetune --task push_button --from {logdir} --logdir {logdir}_push_button --freeze critic_hidden"
+    else:
+        nxt = f"lamp eval --checkpoint {logdir} --episodes 20"
+    return [*lines, f"next: {nxt}"]
+
+
 def run_training(cfg: Any, mode: str, intro: Sequence[str] = ()) -> None:
     """Run a training job; Ctrl-C or SIGTERM has already saved a checkpoint when it reaches here (exit 128 + signal,
     as a shell reports a process killed by that signal)."""
@@ -85,6 +120,7 @@ def run_training(cfg: Any, mode: str, intro: Sequence[str] = ()) -> None:
     from lamp.lifecycle import DiskFull
     from lamp.train import run_job
 
+    start = time.time()
     try:
         result = run_job(cfg, mode, intro=intro)
     except KeyboardInterrupt as e:
@@ -97,6 +133,8 @@ def run_training(cfg: Any, mode: str, intro: Sequence[str] = ()) -> None:
     except DiskFull as e:
         err.print(f"error: {e}", markup=False)
         raise typer.Exit(1) from None
+    for line in job_summary(cfg, mode, time.time() - start):
+        out.print(line, markup=False)
     out.print(f"logs: {result['metrics']} (tensorboard --logdir {result['logdir']})", markup=False)
     out.print(f"checkpoint: {result['checkpoint']}", markup=False)
     if result["videos"]:
@@ -191,22 +229,31 @@ def finetune(
 @app.command(name="eval")
 @user_errors
 def evaluate(
-    checkpoint: Annotated[str, typer.Option("--checkpoint", metavar="DIR", help="A lamp run directory.")],
-    task: Annotated[str, typer.Option("--task", help="Downstream task, e.g. push_button.")],
+    checkpoint: Annotated[
+        str, typer.Option("--checkpoint", metavar="DIR", help="A lamp run directory (or a .pt file inside one).")
+    ],
+    task: Annotated[
+        str | None, typer.Option("--task", help="Downstream task (default: the fine-tuning run's own).")
+    ] = None,
     episodes: Annotated[int, typer.Option("--episodes", help="Number of episodes.")] = 10,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the first episode (then +1 each).")] = 0,
     out_dir: Annotated[
         str | None, typer.Option("--out", metavar="DIR", help="Output folder (default DIR/eval/TASK-seedS).")
     ] = None,
+    device: Annotated[
+        str | None, typer.Option("--device", help="Where the agent runs (default: the run's device), e.g. cpu.")
+    ] = None,
 ) -> None:
     """Evaluate a checkpoint on a task: per-episode JSONL, a summary with a 95% bootstrap CI, and MP4s."""
     from lamp.evaluate import evaluate_checkpoint
 
-    result = evaluate_checkpoint(checkpoint, task, episodes, seed, out_dir, log=lambda m: out.print(m, markup=False))
+    start = time.time()
+    log = lambda m: out.print(m, markup=False)  # noqa: E731
+    result = evaluate_checkpoint(checkpoint, task, episodes, seed, out_dir, log=log, device=device)
     low, high = result["success_ci95"]
     out.print(
-        f"{task}: success {result['success_mean']:.2f} (95% CI {low:.2f}-{high:.2f}) over {episodes} "
-        f"episodes; return {result['return_mean']:.3g}",
+        f"{result['task']}: success {result['success_mean']:.2f} (95% CI {low:.2f}-{high:.2f}) over {episodes} "
+        f"episodes; return {result['return_mean']:.3g}; {time.time() - start:.0f} s",
         markup=False,
     )
     out.print(f"wrote {result['out']}/episodes.jsonl, summary.json and videos/", markup=False)

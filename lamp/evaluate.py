@@ -20,6 +20,7 @@ def run_episodes(
     seed: int,
     keep_frames: int = 0,
     mode: str = "eval",
+    on_episode: Any = None,
 ) -> dict[str, Any]:
     """Run `episodes` full episodes on one env; record success, return, length and seed.
 
@@ -45,6 +46,8 @@ def run_episodes(
         )
         if len(frames) < keep_frames:
             frames.append(episode["image"])
+        if on_episode is not None:  # progress of a long evaluation (`lamp eval`)
+            on_episode(len(results), results[-1])
 
     driver.on_episode(collect)
     for k in range(episodes):
@@ -147,9 +150,16 @@ def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def evaluate_checkpoint(
-    run_dir: str | Path, task: str, episodes: int, seed: int, out: str | Path | None, log: Any = print
+    run_dir: str | Path,
+    task: str | None,
+    episodes: int,
+    seed: int,
+    out: str | Path | None,
+    log: Any = print,
+    device: str | None = None,
 ) -> dict[str, Any]:
-    """`lamp eval`: load a run's config and latest checkpoint, run the task, write JSONL, summary and MP4s."""
+    """`lamp eval`: load a run's config and latest checkpoint (or the checkpoint file given), run the task (default:
+    the run's own), write JSONL, summary and MP4s; one progress line per episode."""
     from envs import DOWNSTREAM_TASKS
     from lamp.build import (
         CHECKPOINT,
@@ -164,18 +174,32 @@ def evaluate_checkpoint(
     from lamp.rundir import find_checkpoint
 
     run_dir = Path(run_dir).expanduser()
-    found = find_checkpoint(run_dir, log) if (run_dir / "config.yaml").is_file() else None
-    if found is None:
+    ckpt_file = None
+    if run_dir.is_file() and run_dir.suffix == ".pt":  # a checkpoint file inside a run: RUN/checkpoints/x.pt
+        ckpt_file, run_dir = run_dir, run_dir.parent.parent
+        if not (run_dir / "config.yaml").is_file():
+            raise UsageError(f"--checkpoint '{ckpt_file}' is not inside a lamp run (no {run_dir}/config.yaml)")
+    found = find_checkpoint(run_dir, log) if (run_dir / "config.yaml").is_file() and ckpt_file is None else None
+    if found is None and ckpt_file is None:
         raise UsageError(f"--checkpoint '{run_dir}' is not a lamp run (needs config.yaml and {CHECKPOINT})")
-    ckpt_path = found[0]
+    ckpt_path = ckpt_file or found[0]
     del found  # the agent loads it again, onto its device
+    saved = load_saved_config(run_dir)
+    if task is None:
+        task = str(saved.env.task)
+        if task not in DOWNSTREAM_TASKS:
+            raise UsageError(f"{run_dir} is a pretraining run: pass --task (one of {', '.join(DOWNSTREAM_TASKS)})")
     if task not in DOWNSTREAM_TASKS:
         raise UsageError(f"unknown task '{task}'; valid tasks: {', '.join(DOWNSTREAM_TASKS)}")
     if episodes < 1:
         raise UsageError(f"--episodes must be at least 1, got {episodes}")
-    saved = load_saved_config(run_dir)
-    cfg = build_config(base=saved, overrides={"env.task": task, "env.workers": 1})
-    check_device("device (from the run's config.yaml)", cfg.device)
+    overrides: dict[str, Any] = {"env.task": task, "env.workers": 1}
+    if device is not None:  # the agent and (unless it picks for itself) the scorer
+        overrides["device"] = device
+        if saved.scorer.device != "auto":
+            overrides["scorer.device"] = device
+    cfg = build_config(base=saved, overrides=overrides)
+    check_device("--device" if device is not None else "device (from the run's config.yaml)", cfg.device)
     check_device("scorer.device (from the run's config.yaml)", cfg.scorer.device, allow_auto=True)
     out_dir = Path(out) if out else run_dir / "eval" / f"{task}-seed{seed}"
     scorer = make_scorer(cfg, log)
@@ -187,7 +211,12 @@ def evaluate_checkpoint(
         lang = instruction_embedding(scorer, instruction)
         agent = Agent(cfg.agent, obs_space(envs.single_observation_space, lang_dim(scorer)), device=cfg.device)
         agent.load(ckpt_path)
-        results = run_episodes(agent, envs, lang, episodes, seed, keep_frames=episodes)
+
+        def progress(k: int, episode: dict[str, Any]) -> None:
+            outcome = "success" if episode["success"] else "failure"
+            log(f"episode {k}/{episodes} (seed {episode['seed']}): {outcome}, return {episode['return']:.4g}")
+
+        results = run_episodes(agent, envs, lang, episodes, seed, keep_frames=episodes, on_episode=progress)
     finally:
         envs.close()
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -140,11 +140,20 @@ def test_finetune_and_eval(pretrained: Path, tmp_path: Path) -> None:
     pre_model = torch.load(pretrained / "checkpoints/latest.pt", weights_only=True)["agent"]["model"]
     hidden = [k for k in model if k.startswith("behavior.critic.") and ".out." not in k and k.endswith("weight")]
     assert hidden and all(torch.equal(model[k], pre_model[k]) for k in hidden)  # linear probe: frozen hidden layers
+    assert "finished fine-tuning on push_button: 60 env steps" in result.output  # the end-of-job summary
+    assert "last evaluation (env step 60, 2 episodes): success" in result.output
+    assert f"next: lamp eval --checkpoint {ft} --episodes 20" in result.output
     out = tmp_path / "eval"
-    result = lamp(
-        ["eval", "--checkpoint", str(ft), "--task", "push_button", "--episodes", "2", "--seed", "3", "--out", str(out)]
-    )
+    ckpt_file = ft / "checkpoints" / "latest.pt"  # a checkpoint file inside the run; the task is the run's own
+    result = lamp(["eval", "--checkpoint", str(ckpt_file), "--episodes", "2", "--seed", "3", "--out", str(out)])
     assert result.exit_code == 0, result.output
+    assert "episode 1/2 (seed 3): " in result.output and "episode 2/2 (seed 4): " in result.output
+    assert "push_button: success " in result.output
+    bad = lamp(["eval", "--checkpoint", str(ft), "--device", "cuda:7", "--episodes", "1", "--out", str(tmp_path / "x")])
+    errors = [line for line in bad.output.splitlines() if line.startswith("error:")]
+    assert bad.exit_code == 2 and len(errors) == 1 and "--device" in errors[0] and "Traceback" not in bad.output
+    pre_eval = lamp(["eval", "--checkpoint", str(pretrained), "--episodes", "1", "--out", str(tmp_path / "y")])
+    assert pre_eval.exit_code == 2 and "is a pretraining run: pass --task" in pre_eval.output
     episodes = [json.loads(x) for x in (out / "episodes.jsonl").read_text().splitlines()]
     assert [e["seed"] for e in episodes] == [3, 4] and all(e["length"] == 30 for e in episodes)
     summary = json.loads((out / "summary.json").read_text())
