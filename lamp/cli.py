@@ -338,14 +338,18 @@ def score(
     config_file: ConfigFileOpt = None,
 ) -> None:
     """Score a video or frame folder against prompts with the frozen video-language scorer (CSV + PNG)."""
+    from lamp.build import PLUMBING_WARNING
     from lamp.config import build_config, check_device
     from lamp.scorers import check_prompts, make_scorer
-    from lamp.scorers.score_tool import load_frames, score_frames, write_outputs
+    from lamp.scorers.score_tool import check_view, load_frames, score_frames, write_outputs
 
     cfg = build_config(configs or [], config_file, ctx.args)
     check_device("scorer.device", cfg.scorer.device, allow_auto=True)
     prompts = check_prompts(prompt)
     frames = load_frames(source, key)  # bad input fails here, before weights load or anything is written
+    check_view(frames, source, int(cfg.scorer.image_size), int(cfg.scorer.resize))
+    if cfg.scorer.kind == "tiny":
+        err.print(f"WARNING: {PLUMBING_WARNING}", markup=False)
     scorer = make_scorer(dict(cfg.scorer))
     rewards = score_frames(scorer, frames, prompts)
     title = f"{source.name}: {scorer.kind} rewards, {len(frames)} frames"

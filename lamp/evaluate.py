@@ -27,6 +27,7 @@ def run_episodes(
     `mode` "eval" acts with the policy's mode (deterministic), "train" samples as training does: a policy whose
     training episodes succeed while its mode does not shows up as the gap between the two.
     `lang` is the instruction's embedding, or None for an agent without language (`scorer.kind: none`)."""
+    from envs.common import SCORER_KEY
     from lamp.driver import Driver
 
     results: list[dict[str, Any]] = []
@@ -44,8 +45,8 @@ def run_episodes(
                 "length": int(len(episode["reward"]) - 1),
             }
         )
-        if len(frames) < keep_frames:
-            frames.append(episode["image"])
+        if len(frames) < keep_frames:  # the scorer's plain front-camera view where the env renders it, else the agent's
+            frames.append(episode.get(SCORER_KEY, episode["image"]))
         if on_episode is not None:  # progress of a long evaluation (`lamp eval`)
             on_episode(len(results), results[-1])
 
@@ -205,7 +206,9 @@ def evaluate_checkpoint(
     scorer = make_scorer(cfg, log)
     from lamp.agent.agent import Agent
 
-    envs = make_envs(cfg, workers=1, seed=seed)
+    # score_view: the videos are the plain front camera at the scorer's size (scorer.image_size), which
+    # `lamp score` reads as training scored it
+    envs = make_envs(cfg, workers=1, seed=seed, score_view=True)
     try:
         instruction = task_instruction(cfg)
         lang = instruction_embedding(scorer, instruction)

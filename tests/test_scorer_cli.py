@@ -38,6 +38,8 @@ def assets(tmp_path_factory: pytest.TempPathFactory) -> dict:
 def run(assets: dict, source: Path | str, out: Path, *extra: str):
     args = ["score", str(source), "--out", str(out), *extra, "--scorer.model", "resnet18"]
     args += ["--scorer.checkpoint", str(assets["ckpt"]), "--scorer.tokenizer", str(assets["vocab"])]
+    if "--scorer.image_size" not in extra:
+        args += ["--scorer.image_size", "48"]  # the test frames' size (training scores 128 px)
     return CliRunner().invoke(app, _split_configs(args), env={"COLUMNS": "250"})
 
 
@@ -114,3 +116,25 @@ def test_a_replay_chunk_gives_its_first_whole_episode(tmp_path) -> None:
     plain = tmp_path / "episode.npz"
     np.savez(plain, image=frames)
     assert len(load_frames(plain)) == 10
+
+
+def test_a_composite_or_a_view_of_another_size_is_refused(assets: dict, tmp_path: Path) -> None:
+    """lamp's training videos are composites (a reward strip under the frames, panes side by side): scoring them
+    would score pictures of something else, so `lamp score` wants one camera view at the size training scores."""
+    strip = np.concatenate([assets["frames"], np.zeros((6, 24, 48, 3), np.uint8)], axis=1)  # 72 x 48
+    np.savez(tmp_path / "composite.npz", image=strip)
+    result = run(assets, tmp_path / "composite.npz", tmp_path / "o", "-p", PROMPTS[0])
+    assert result.exit_code == 2 and "frames are 48x72, not one square camera view" in result.output
+    assert not (tmp_path / "o").exists()
+    result = run(assets, assets["folder"], tmp_path / "o", "-p", PROMPTS[0], "--scorer.image_size", "128")
+    assert result.exit_code == 2 and "frames are 48x48 but training scores 128x128 frames" in result.output
+    assert "--scorer.image_size 48" in result.output and not (tmp_path / "o").exists()
+
+
+def test_the_tiny_scorer_warns_that_its_rewards_mean_nothing(tmp_path: Path, assets: dict) -> None:
+    args = ["score", str(assets["folder"]), "--out", str(tmp_path / "o"), "-p", PROMPTS[0]]
+    result = CliRunner().invoke(
+        app, _split_configs([*args, "--scorer.kind", "tiny", "--scorer.image_size", "48"]), env={"COLUMNS": "250"}
+    )
+    assert result.exit_code == 0, result.output
+    assert "WARNING: PLUMBING CHECK: the scorer is a randomly initialised tiny model" in result.output

@@ -158,7 +158,12 @@ def test_finetune_and_eval(pretrained: Path, tmp_path: Path) -> None:
     assert [e["seed"] for e in episodes] == [3, 4] and all(e["length"] == 30 for e in episodes)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["episodes"] == 2 and len(summary["success_ci95"]) == 2
-    assert len(list((out / "videos").glob("*.mp4"))) == 2
+    videos = sorted((out / "videos").glob("*.mp4"))
+    assert len(videos) == 2
+    import imageio.v3 as iio
+
+    # the plain front camera at the scorer's size: what `lamp score` reads as training scored it
+    assert iio.imread(videos[0], index=None).shape[1:] == (128, 128, 3)
     assert not (out / "metrics.jsonl").exists()  # eval writes its own JSONL, no empty metrics file
 
 

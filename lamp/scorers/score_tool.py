@@ -51,6 +51,25 @@ def _load_npz(path: Path, key: str | None) -> np.ndarray:
         raise UsageError(f"{path} is not a readable .npz episode ({str(err).splitlines()[0][:100]})") from None
 
 
+def check_view(frames: np.ndarray, source: str | Path, image_size: int, resize: int) -> None:
+    """Refuse frames that are not one camera view of the size training scores (scorer.image_size, unless
+    scorer.resize rescales them): lamp's own training videos are composites (a reward strip under the frames, panes
+    side by side) and would be scored as pictures of something else."""
+    height, width = frames.shape[1:3]
+    if height != width and resize == 0:
+        raise UsageError(
+            f"{source}: frames are {width}x{height}, not one square camera view (lamp's training videos add a reward "
+            "strip or sit panes side by side); score a plain video, e.g. LOGDIR/eval/TASK-seedS/videos/*.mp4 from "
+            "`lamp eval`, crop it, or pass --scorer.resize 224 to rescale every frame"
+        )
+    if resize == 0 and height != image_size:
+        raise UsageError(
+            f"{source}: frames are {width}x{height} but training scores {image_size}x{image_size} frames "
+            f"(scorer.image_size); `lamp eval` videos have that size, or pass --scorer.image_size {height} "
+            "(or --scorer.resize 224) to score these as they are"
+        )
+
+
 def load_frames(source: str | Path, key: str | None = None) -> np.ndarray:
     """uint8 [T+1,H,W,3] frames from a video file, a folder of images, or an .npz episode (array `key`)."""
     import imageio.v3 as iio
